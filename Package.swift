@@ -1,0 +1,39 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Coffer",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "Coffer", targets: ["Coffer"]),
+        .executable(name: "coffer", targets: ["CofferCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C libraries from Debian: libsodium-dev, libzstd-dev, libb2-dev.
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CBlake2", pkgConfig: "libb2", providers: [.apt(["libb2-dev"])]),
+
+        // The only module that touches C: typed wrappers over the three libraries.
+        .target(name: "CofferCrypto", dependencies: ["CSodium", "CZstd", "CBlake2"], swiftSettings: strict),
+        // Repository format, storage, keys and the backup/restore engine.
+        .target(name: "Coffer", dependencies: ["CofferCrypto"], swiftSettings: strict),
+        // The `coffer` command: parses, delegates to Coffer, maps errors to exit codes.
+        .executableTarget(
+            name: "CofferCLI",
+            dependencies: ["Coffer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict),
+
+        .testTarget(name: "CofferCryptoTests", dependencies: ["CofferCrypto"], swiftSettings: strict),
+        .testTarget(name: "CofferTests", dependencies: ["Coffer", "CofferCrypto"], swiftSettings: strict),
+        .testTarget(name: "CofferCLITests", dependencies: ["CofferCLI"], swiftSettings: strict),
+    ]
+)

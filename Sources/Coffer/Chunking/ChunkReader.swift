@@ -1,0 +1,63 @@
+import Glibc
+
+/// Streams a file through FastCDC with one reused buffer of twice the maximum chunk size, so a
+/// file of any size needs constant memory.
+struct ChunkReader: ~Copyable {
+    private let fd: Int32
+    private let chunker: FastCDC
+    private var buffer: [UInt8]
+    private var start = 0
+    private var end = 0
+    private var atEOF = false
+    /// Bytes read so far.
+    private(set) var bytesRead: UInt64 = 0
+
+    init(fd: Int32, chunker: FastCDC) {
+        self.fd = fd
+        self.chunker = chunker
+        buffer = [UInt8](repeating: 0, count: 2 * chunker.parameters.maxSize)
+    }
+
+    /// Calls `body` with the next chunk (valid only during the call); returns false at the end.
+    mutating func next(_ body: (ArraySlice<UInt8>) throws -> Void) throws -> Bool {
+        if end - start < chunker.parameters.maxSize && !atEOF { try refill() }
+        if start == end { return false }
+        let length = buffer.withUnsafeBytes { chunker.cutLength(UnsafeRawBufferPointer(rebasing: $0[start..<end])) }
+        let chunk = buffer[start..<(start + length)]
+        start += length
+        try body(chunk)
+        return true
+    }
+
+    private mutating func refill() throws {
+        if start > 0 {
+            let live = end - start
+            buffer.withUnsafeMutableBytes { b in
+                if live > 0 { memmove(b.baseAddress!, b.baseAddress! + start, live) }
+            }
+            start = 0
+            end = live
+        }
+        while end < buffer.count && !atEOF {
+            let n = buffer.withUnsafeMutableBytes { b in read(fd, b.baseAddress! + end, b.count - end) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FileError(errno: errno, operation: "read")
+            }
+            if n == 0 { atEOF = true }
+            end += n
+            bytesRead += UInt64(n)
+        }
+    }
+}
+
+/// An errno from a file operation.
+public struct FileError: Error, CustomStringConvertible {
+    public let errno: Int32
+    public let operation: String
+    public init(errno: Int32, operation: String) {
+        self.errno = errno
+        self.operation = operation
+    }
+    public var description: String { "\(operation): \(String(cString: strerror(errno)))" }
+}

@@ -1,0 +1,105 @@
+import Glibc
+import CofferCrypto
+
+/// What to back up and how.
+public struct BackupRequest: Sendable {
+    public var paths: [String]
+    public var tags: [String] = []
+    /// Glob patterns (fnmatch): without a `/` they match a name, with one the whole path.
+    public var excludes: [String] = []
+    /// Read and chunk everything, write nothing.
+    public var dryRun = false
+    public var hostname: String? = nil
+    /// Blobs sealed concurrently; bounds memory (each holds one chunk).
+    public var maxBlobsInFlight = 8
+
+    public init(paths: [String]) { self.paths = paths }
+}
+
+/// Progress of a running backup, reported a few times a second.
+public struct BackupProgress: Sendable {
+    public var filesDone: UInt64
+    public var bytesDone: UInt64
+    public var bytesAdded: UInt64
+    public var currentPath: String
+    public var elapsedNanos: UInt64
+}
+
+/// A file or folder that could not be backed up.
+public struct BackupWarning: Sendable, CustomStringConvertible {
+    public let path: String
+    public let message: String
+    public var description: String { "\(path): \(message)" }
+}
+
+public struct BackupResult: Sendable {
+    /// nil for a dry run.
+    public let snapshotID: SnapshotID?
+    public let snapshot: Snapshot
+    public let warnings: [BackupWarning]
+}
+
+public enum BackupError: Error, CustomStringConvertible {
+    case sourceUnreadable(String, FileError)
+    case duplicateSourceName(String)
+
+    public var description: String {
+        switch self {
+        case .sourceUnreadable(let p, let e): return "cannot back up \(p): \(e)"
+        case .duplicateSourceName(let n): return "two source paths are both named \(n); back them up from a common parent instead"
+        }
+    }
+}
+
+extension Repository {
+    /// Backs up `request.paths` into a new snapshot. Order of writes (FORMAT.md §11): packs,
+    /// then the index that lists them, then the snapshot, so an interrupted backup leaves only
+    /// unreferenced packs. Cancelling the task stops it the same way.
+    public func backup(_ request: BackupRequest, progress: (@Sendable (BackupProgress) -> Void)? = nil) async throws -> BackupResult {
+        let started = DispatchFreeClock.nanos()
+        let index = try await loadIndex()
+        let assembler = PackAssembler(repository: self, dryRun: request.dryRun)
+        var walker = BackupWalker(repository: self, request: request, index: index, assembler: assembler, progress: progress, started: started)
+
+        let rootID: BlobID = try await withThrowingTaskGroup(of: Void.self) { group in
+            let id = try await walker.backupRoots(group: &group)
+            try await group.waitForAll()
+            return id
+        }
+        let packs = try await assembler.flush()
+        var summary = walker.summary
+        summary.blobsAdded = assembler.blobsAdded
+        summary.bytesAdded = assembler.bytesAdded
+        summary.bytesStored = assembler.bytesStored
+        if !packs.isEmpty && !request.dryRun {
+            summary.bytesStored += UInt64(try await saveIndex(IndexFile(packs: packs)))
+        }
+        summary.durationNanos = DispatchFreeClock.nanos() - started
+        let snapshot = Snapshot(
+            timeNanos: Self.nowNanos(), hostname: request.hostname ?? Self.hostname(), username: Self.username(),
+            paths: walker.absolutePaths, tags: request.tags, root: rootID, parent: nil, summary: summary)
+        if request.dryRun { return BackupResult(snapshotID: nil, snapshot: snapshot, warnings: walker.warnings) }
+        let (id, _) = try await saveSnapshot(snapshot)
+        return BackupResult(snapshotID: id, snapshot: snapshot, warnings: walker.warnings)
+    }
+
+    static func hostname() -> String {
+        var buf = [CChar](repeating: 0, count: 256)
+        gethostname(&buf, buf.count - 1)
+        return String(cString: buf)
+    }
+
+    static func username() -> String {
+        if let pw = getpwuid(geteuid()) { return String(cString: pw.pointee.pw_name) }
+        return String(geteuid())
+    }
+}
+
+/// Monotonic nanoseconds.
+enum DispatchFreeClock {
+    static func nanos() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}

@@ -1,0 +1,224 @@
+import Glibc
+import CofferCrypto
+
+/// The sequential half of a backup: walks the sources, chunks and hashes files, decides
+/// what is new, and hands new blobs to concurrent sealing tasks (bounded, for backpressure).
+struct BackupWalker {
+    let repository: Repository
+    let request: BackupRequest
+    let index: MasterIndex
+    let assembler: PackAssembler
+    let progress: (@Sendable (BackupProgress) -> Void)?
+    let started: UInt64
+
+    /// Blobs queued for storing in this run (the index only knows stored ones).
+    private var pending = Set<BlobHandle>()
+    private var inFlight = 0
+    private var lastReport: UInt64 = 0
+    private(set) var summary = BackupSummary()
+    private(set) var warnings: [BackupWarning] = []
+    private(set) var absolutePaths: [String] = []
+
+    init(repository: Repository, request: BackupRequest, index: MasterIndex, assembler: PackAssembler, progress: (@Sendable (BackupProgress) -> Void)?, started: UInt64) {
+        self.repository = repository
+        self.request = request
+        self.index = index
+        self.assembler = assembler
+        self.progress = progress
+        self.started = started
+    }
+
+    /// Backs up every source path as a node of one root tree.
+    mutating func backupRoots(group: inout ThrowingTaskGroup<Void, any Error>) async throws -> BlobID {
+        var nodes: [TreeNode] = []
+        var names = Set<[UInt8]>()
+        for path in request.paths {
+            let absolute = Self.absolute(path)
+            absolutePaths.append(absolute)
+            let name = Array((absolute.split(separator: "/").last.map(String.init) ?? "root").utf8)
+            guard names.insert(name).inserted else { throw BackupError.duplicateSourceName(String(decoding: name, as: UTF8.self)) }
+            var st = Glibc.stat()
+            guard lstat(absolute, &st) == 0 else { throw BackupError.sourceUnreadable(absolute, FileError(errno: errno, operation: "lstat")) }
+            if let node = try await backupEntry(path: RawPath(absolute), name: name, st: st, group: &group) {
+                nodes.append(node)
+            } else if (st.st_mode & S_IFMT) == S_IFDIR {
+                throw BackupError.sourceUnreadable(absolute, FileError(errno: EACCES, operation: "opendir"))
+            }
+        }
+        return try await storeTree(Tree(nodes: nodes), group: &group)
+    }
+
+    static func absolute(_ path: String) -> String {
+        if path.hasPrefix("/") { return normalize(path) }
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let cwd = getcwd(&buf, buf.count) != nil ? String(cString: buf) : "/"
+        return normalize(cwd + "/" + path)
+    }
+
+    /// Removes `.`, `..` and repeated slashes without touching the file system.
+    static func normalize(_ path: String) -> String {
+        var parts: [Substring] = []
+        for p in path.split(separator: "/") {
+            if p == "." { continue }
+            if p == ".." { _ = parts.popLast(); continue }
+            parts.append(p)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
+    private func isExcluded(path: RawPath, name: [UInt8]) -> Bool {
+        for pattern in request.excludes {
+            let subject = pattern.contains("/") ? path.bytes : name
+            if (subject + [0]).withUnsafeBufferPointer({ fnmatch(pattern, UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), 0) }) == 0 {
+                return true
+            }
+        }
+        return false
+    }
+
+    /// One directory entry; nil when it is skipped (excluded, unreadable, or not a kind we keep).
+    private mutating func backupEntry(path: RawPath, name: [UInt8], st: stat, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> TreeNode? {
+        try Task.checkCancellation()
+        let meta = Self.metadata(st)
+        switch st.st_mode & S_IFMT {
+        case S_IFREG:
+            guard let (size, chunks, fileMeta) = try await backupFile(path: path, group: &group) else { return nil }
+            return TreeNode(name: name, metadata: fileMeta, content: .file(size: size, chunks: chunks))
+        case S_IFDIR:
+            guard let subtree = try await backupDirectory(path: path, group: &group) else { return nil }
+            summary.directories += 1
+            return TreeNode(name: name, metadata: meta, content: .directory(subtree: subtree))
+        case S_IFLNK:
+            var buf = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
+            let n = path.withCString { readlink($0, &buf, buf.count) }
+            guard n >= 0 else {
+                warn(path, FileError(errno: errno, operation: "readlink"))
+                return nil
+            }
+            return TreeNode(name: name, metadata: meta, content: .symlink(target: Array(buf[0..<n])))
+        default:
+            return nil  // sockets, FIFOs and devices are not backed up (FORMAT.md §9)
+        }
+    }
+
+    private mutating func backupDirectory(path: RawPath, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> BlobID? {
+        guard let dir = path.withCString({ opendir($0) }) else {
+            warn(path, FileError(errno: errno, operation: "opendir"))
+            return nil
+        }
+        var entries: [[UInt8]] = []
+        while let e = readdir(dir) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { raw in
+                Array(raw.prefix(while: { $0 != 0 }))
+            }
+            if name == [46] || name == [46, 46] { continue }
+            entries.append(name)
+        }
+        closedir(dir)
+        entries.sort { $0.lexicographicallyPrecedes($1) }
+        var nodes: [TreeNode] = []
+        for name in entries {
+            let childPath = path.appending(name)
+            if isExcluded(path: childPath, name: name) { continue }
+            var st = Glibc.stat()
+            guard childPath.withCString({ lstat($0, &st) }) == 0 else {
+                warn(childPath, FileError(errno: errno, operation: "lstat"))
+                continue
+            }
+            if let node = try await backupEntry(path: childPath, name: name, st: st, group: &group) { nodes.append(node) }
+        }
+        return try await storeTree(Tree(nodes: nodes), group: &group)
+    }
+
+    private mutating func backupFile(path: RawPath, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> (UInt64, [BlobID], NodeMetadata)? {
+        // O_NOATIME spares a write per file; the kernel allows it only to the file's owner.
+        var fd = path.withCString { open($0, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | Self.noATime) }
+        if fd < 0 && errno == EPERM { fd = path.withCString { open($0, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) } }
+        guard fd >= 0 else {
+            warn(path, FileError(errno: errno, operation: "open"))
+            return nil
+        }
+        defer { close(fd) }
+        var st = Glibc.stat()
+        guard fstat(fd, &st) == 0 else {
+            warn(path, FileError(errno: errno, operation: "fstat"))
+            return nil
+        }
+        var reader = ChunkReader(fd: fd, chunker: repository.chunker)
+        var chunks: [BlobID] = []
+        do {
+            while true {
+                var handle: BlobHandle? = nil
+                var copy: [UInt8]? = nil
+                let more = try reader.next { chunk in
+                    let h = BlobHandle(id: repository.keys.blobID(of: chunk), type: .data)
+                    handle = h
+                    if !index.contains(h) && !pending.contains(h) { copy = Array(chunk) }
+                    summary.bytesProcessed += UInt64(chunk.count)
+                }
+                guard more, let handle else { break }
+                chunks.append(handle.id)
+                if let copy {
+                    pending.insert(handle)
+                    try await submit(handle, copy, group: &group)
+                }
+                report(path)
+                try Task.checkCancellation()
+            }
+        } catch let e as FileError {
+            warn(path, e)
+            return nil
+        }
+        summary.filesNew += 1
+        report(path)
+        var meta = Self.metadata(st)
+        meta.mtimeNanos = Self.nanos(st.st_mtim)
+        return (reader.bytesRead, chunks, meta)
+    }
+
+    private mutating func storeTree(_ tree: Tree, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> BlobID {
+        let bytes = tree.encoded()
+        let handle = BlobHandle(id: repository.keys.blobID(of: bytes), type: .tree)
+        if !index.contains(handle) && pending.insert(handle).inserted {
+            try await submit(handle, bytes, group: &group)
+        }
+        return handle.id
+    }
+
+    /// Hands a blob to a sealing task, first waiting for one to finish if too many are running.
+    private mutating func submit(_ handle: BlobHandle, _ plaintext: [UInt8], group: inout ThrowingTaskGroup<Void, any Error>) async throws {
+        if inFlight >= request.maxBlobsInFlight {
+            try await group.next()
+            inFlight -= 1
+        }
+        inFlight += 1
+        let assembler = self.assembler
+        group.addTask { try await assembler.store(handle, plaintext: plaintext[...]) }
+    }
+
+    private mutating func warn(_ path: RawPath, _ error: FileError) {
+        summary.filesSkipped += 1
+        warnings.append(BackupWarning(path: path.display, message: error.description))
+    }
+
+    private mutating func report(_ path: RawPath) {
+        guard let progress else { return }
+        let now = DispatchFreeClock.nanos()
+        guard now - lastReport >= 100_000_000 else { return }
+        lastReport = now
+        progress(BackupProgress(
+            filesDone: summary.filesNew + summary.filesChanged + summary.filesUnmodified,
+            bytesDone: summary.bytesProcessed, bytesAdded: assembler.bytesAdded, currentPath: path.display,
+            elapsedNanos: now - started))
+    }
+
+    static let noATime: Int32 = 0o1000000  // O_NOATIME, which Glibc's Swift overlay does not export
+
+    static func nanos(_ t: timespec) -> Int64 { Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec) }
+
+    static func metadata(_ st: stat) -> NodeMetadata {
+        NodeMetadata(
+            mode: UInt32(st.st_mode & 0o7777), uid: st.st_uid, gid: st.st_gid, mtimeNanos: nanos(st.st_mtim),
+            ctimeNanos: nanos(st.st_ctim), device: UInt64(st.st_dev), inode: UInt64(st.st_ino), links: UInt32(st.st_nlink))
+    }
+}

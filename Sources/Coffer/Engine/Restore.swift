@@ -1,0 +1,213 @@
+import Glibc
+import CofferCrypto
+
+public struct RestoreRequest: Sendable {
+    public var snapshot: SnapshotID
+    public var target: String
+    /// Snapshot paths (as `ls` shows them) to restore; empty means everything.
+    public var includes: [String] = []
+    public init(snapshot: SnapshotID, target: String) {
+        self.snapshot = snapshot
+        self.target = target
+    }
+}
+
+public struct RestoreProblem: Sendable, CustomStringConvertible {
+    public let path: String
+    public let message: String
+    public var description: String { "\(path): \(message)" }
+}
+
+public struct RestoreResult: Sendable {
+    public var files: UInt64 = 0
+    public var directories: UInt64 = 0
+    public var symlinks: UInt64 = 0
+    public var hardLinks: UInt64 = 0
+    public var bytes: UInt64 = 0
+    /// Files left out because their data was missing or damaged; never written as if good.
+    public var problems: [RestoreProblem] = []
+}
+
+public struct RestoreProgress: Sendable {
+    public var files: UInt64
+    public var bytes: UInt64
+    public var currentPath: String
+}
+
+extension Repository {
+    /// Restores a snapshot into `request.target`. Every blob's seal and keyed id are checked
+    /// before its bytes reach a file; a file with a bad blob is removed and reported.
+    public func restore(_ request: RestoreRequest, progress: (@Sendable (RestoreProgress) -> Void)? = nil) async throws -> RestoreResult {
+        let snapshot = try await loadSnapshot(request.snapshot)
+        let index = try await loadIndex()
+        var restorer = Restorer(repository: self, index: index, includes: request.includes.map { SnapshotPath.components($0) }, progress: progress)
+        let target = RawPath(request.target)
+        try restorer.makeDirectory(target)
+        try await restorer.restoreTree(snapshot.root, at: target, components: [])
+        return restorer.result
+    }
+}
+
+struct Restorer {
+    let repository: Repository
+    let index: MasterIndex
+    let includes: [[[UInt8]]]
+    let progress: (@Sendable (RestoreProgress) -> Void)?
+    let decompressor = ZstdDecompressor()
+    var result = RestoreResult()
+    /// (device, inode) of multiply-linked files already restored → where.
+    var linked: [[UInt64]: RawPath] = [:]
+    var lastReport: UInt64 = 0
+
+    init(repository: Repository, index: MasterIndex, includes: [[[UInt8]]], progress: (@Sendable (RestoreProgress) -> Void)?) {
+        self.repository = repository
+        self.index = index
+        self.includes = includes
+        self.progress = progress
+    }
+
+    /// Whether a node at `components` is selected, or lies on the way to a selected one.
+    func selection(_ components: [[UInt8]]) -> (selected: Bool, onTheWay: Bool) {
+        if includes.isEmpty { return (true, true) }
+        var onTheWay = false
+        for inc in includes {
+            if components.starts(with: inc) { return (true, true) }
+            if inc.starts(with: components) { onTheWay = true }
+        }
+        return (false, onTheWay)
+    }
+
+    mutating func makeDirectory(_ path: RawPath) throws {
+        if path.withCString({ mkdir($0, 0o700) }) != 0 && errno != EEXIST {
+            throw FileError(errno: errno, operation: "mkdir \(path.display)")
+        }
+    }
+
+    mutating func restoreTree(_ id: BlobID, at dir: RawPath, components: [[UInt8]]) async throws {
+        let tree = try await repository.loadTree(id, index: index)
+        for node in tree.nodes {
+            try Task.checkCancellation()
+            let comps = components + [node.name]
+            let (selected, onTheWay) = selection(comps)
+            guard selected || onTheWay else { continue }
+            let path = dir.appending(node.name)
+            switch node.content {
+            case .directory(let subtree):
+                try makeDirectory(path)
+                try await restoreTree(subtree, at: path, components: comps)
+                if selected { result.directories += 1 }
+                applyMetadata(path, node.metadata, isSymlink: false)
+            case .file(let size, let chunks):
+                guard selected else { continue }
+                try await restoreFile(path, node: node, size: size, chunks: chunks)
+            case .symlink(let target):
+                guard selected else { continue }
+                unlinkIfPresent(path)
+                let ok = path.withCString { p in RawPath(bytes: target).withCString { symlink($0, p) } } == 0
+                if !ok {
+                    result.problems.append(RestoreProblem(path: path.display, message: FileError(errno: errno, operation: "symlink").description))
+                    continue
+                }
+                applyMetadata(path, node.metadata, isSymlink: true)
+                result.symlinks += 1
+            }
+        }
+    }
+
+    private func unlinkIfPresent(_ path: RawPath) { _ = path.withCString { unlink($0) } }
+
+    mutating func restoreFile(_ path: RawPath, node: TreeNode, size: UInt64, chunks: [BlobID]) async throws {
+        let meta = node.metadata
+        let linkKey = [meta.device, meta.inode]
+        if meta.links > 1, let first = linked[linkKey] {
+            unlinkIfPresent(path)
+            if first.withCString({ f in path.withCString { link(f, $0) } }) == 0 {
+                result.hardLinks += 1
+                return
+            }
+        }
+        unlinkIfPresent(path)
+        let fd = path.withCString { open($0, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600) }
+        guard fd >= 0 else {
+            result.problems.append(RestoreProblem(path: path.display, message: FileError(errno: errno, operation: "create").description))
+            return
+        }
+        var failure: String? = nil
+        var offset: UInt64 = 0
+        do {
+            for chunk in chunks {
+                let bytes = try await repository.loadBlob(BlobHandle(id: chunk, type: .data), index: index, decompressor: decompressor)
+                // All-zero chunks become holes: sparse files stay sparse.
+                if !Self.isZero(bytes) { try Self.writeAll(fd, bytes, at: offset) }
+                offset += UInt64(bytes.count)
+                result.bytes += UInt64(bytes.count)
+                report(path)
+            }
+            if offset != size { failure = "restored \(offset) bytes, snapshot records \(size)" }
+            if ftruncate(fd, off_t(offset)) != 0 { throw FileError(errno: errno, operation: "truncate") }
+        } catch let e as RepositoryError {
+            failure = e.description
+        } catch let e as FileError {
+            failure = e.description
+        }
+        close(fd)
+        if let failure {
+            unlinkIfPresent(path)  // never leave wrong or partial bytes looking like the file
+            result.problems.append(RestoreProblem(path: path.display, message: failure))
+            return
+        }
+        applyMetadata(path, meta, isSymlink: false)
+        if meta.links > 1 { linked[linkKey] = path }
+        result.files += 1
+    }
+
+    static func isZero(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { raw in
+            let words = raw.count / 8
+            let w = raw.baseAddress.map { UnsafeRawPointer($0) }
+            var i = 0
+            while i < words {
+                if w!.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self) != 0 { return false }
+                i += 1
+            }
+            for j in (words * 8)..<raw.count where raw[j] != 0 { return false }
+            return true
+        }
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: UInt64) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw FileError(errno: errno, operation: "write") }
+            done += n
+        }
+    }
+
+    /// Mode, owner (when root) and times; errors here are not worth failing a restore.
+    func applyMetadata(_ path: RawPath, _ meta: NodeMetadata, isSymlink: Bool) {
+        path.withCString { p in
+            if geteuid() == 0 { _ = lchown(p, meta.uid, meta.gid) }
+            if !isSymlink { _ = chmod(p, mode_t(meta.mode)) }
+            let t = timespec(tv_sec: Int(meta.mtimeNanos / 1_000_000_000), tv_nsec: Int(meta.mtimeNanos % 1_000_000_000))
+            let times = [t, t]
+            _ = utimensat(AT_FDCWD, p, times, AT_SYMLINK_NOFOLLOW)
+        }
+    }
+
+    mutating func report(_ path: RawPath) {
+        guard let progress else { return }
+        let now = DispatchFreeClock.nanos()
+        guard now - lastReport >= 100_000_000 else { return }
+        lastReport = now
+        progress(RestoreProgress(files: result.files, bytes: result.bytes, currentPath: path.display))
+    }
+}
+
+/// Paths inside a snapshot, as `ls` prints them: `/` + source name + `/` + ….
+public enum SnapshotPath {
+    public static func components(_ path: String) -> [[UInt8]] {
+        path.split(separator: "/").filter { $0 != "." && !$0.isEmpty }.map { Array($0.utf8) }
+    }
+}

@@ -1,0 +1,85 @@
+public import CofferCrypto
+
+/// A blob as stored inside a pack: `nonce ‖ XChaCha20-Poly1305(compression ‖ bytes) ‖ tag`,
+/// associated data `"coffer-blob-v1" ‖ type ‖ id` (FORMAT.md §7.1). Not padded by itself: the
+/// pack is padded as a whole and blob lengths live only in the sealed pack header.
+public enum BlobEnvelope {
+    static let label = Array("coffer-blob-v1".utf8)
+    public static let overhead = XChaCha20Poly1305.overhead + 1
+
+    public enum Compression: UInt8, Sendable {
+        case none = 0
+        case zstd = 1
+    }
+
+    public enum Failure: Error {
+        case authenticationFailed
+        case malformed(String)
+        case idMismatch
+    }
+
+    /// Compresses when it pays and seals; appends the envelope to `output`.
+    /// The cheap test: compress a 32 KiB sample at level 1 first; if the sample does not shrink
+    /// by 3 % the chunk is stored raw without compressing the whole of it (FORMAT.md §7.1).
+    public static func seal(
+        _ plaintext: ArraySlice<UInt8>, handle: BlobHandle, key: SealingKey, nonce: [UInt8],
+        compressor: ZstdCompressor, scratch: inout [UInt8], appendingTo output: inout [UInt8]
+    ) -> Compression {
+        // scratch holds the envelope's plaintext: compression flag ‖ bytes.
+        var compression = Compression.none
+        scratch.removeAll(keepingCapacity: true)
+        if worthCompressing(plaintext, compressor: compressor, scratch: &scratch) {
+            scratch.append(Compression.zstd.rawValue)
+            if compressor.compress(plaintext, appendingTo: &scratch) < plaintext.count {
+                compression = .zstd
+            } else {
+                scratch.removeAll(keepingCapacity: true)
+            }
+        }
+        if compression == .none {
+            scratch.append(Compression.none.rawValue)
+            scratch.append(contentsOf: plaintext)
+        }
+        XChaCha20Poly1305.seal(scratch, authenticating: associatedData(handle), key: key.secret, nonce: nonce, appendingTo: &output)
+        return compression
+    }
+
+    static let sampleSize = 32 << 10
+
+    static func worthCompressing(_ plaintext: ArraySlice<UInt8>, compressor: ZstdCompressor, scratch: inout [UInt8]) -> Bool {
+        if plaintext.count <= sampleSize * 2 { return true }  // small: just try the whole thing
+        let mid = plaintext.startIndex + plaintext.count / 2
+        let sample = plaintext[mid..<(mid + sampleSize)]
+        let before = scratch.count
+        let n = compressor.compress(sample, level: 1, appendingTo: &scratch)
+        scratch.removeLast(scratch.count - before)
+        return n < sampleSize * 97 / 100
+    }
+
+    /// Opens, decompresses and checks the keyed id of the plaintext.
+    public static func open(
+        _ envelope: ArraySlice<UInt8>, handle: BlobHandle, rawLength: Int, keys: RepositoryKeys, decompressor: ZstdDecompressor
+    ) throws(Failure) -> [UInt8] {
+        let plain: [UInt8]
+        do {
+            plain = try XChaCha20Poly1305.open(envelope, authenticating: associatedData(handle), key: keys.sealingKey(for: handle.type).secret)
+        } catch { throw .authenticationFailed }
+        guard let flag = plain.first else { throw .malformed("empty blob") }
+        let body = plain.dropFirst()
+        let bytes: [UInt8]
+        switch Compression(rawValue: flag) {
+        case .none?:
+            guard body.count == rawLength else { throw .malformed("length \(body.count), index says \(rawLength)") }
+            bytes = Array(body)
+        case .zstd?:
+            do { bytes = try decompressor.decompress(body, expectedCount: rawLength) } catch {
+                throw .malformed("zstd: \(error)")
+            }
+        case nil: throw .malformed("unknown compression \(flag)")
+        }
+        guard keys.blobID(of: bytes) == handle.id else { throw .idMismatch }
+        return bytes
+    }
+
+    static func associatedData(_ handle: BlobHandle) -> [UInt8] { label + [handle.type.rawValue] + handle.id.bytes }
+}

@@ -1,0 +1,100 @@
+public import CofferCrypto
+
+/// One blob's place in a pack, as listed in the sealed pack header and in the index.
+public struct PackedBlob: Sendable, Equatable {
+    public let handle: BlobHandle
+    /// Offset of the envelope from the start of the pack.
+    public let offset: UInt32
+    /// Length of the sealed envelope.
+    public let length: UInt32
+    /// Length of the blob's plaintext.
+    public let rawLength: UInt32
+}
+
+/// Pack files (FORMAT.md §7): `envelope₀ ‖ … ‖ envelopeₙ₋₁ ‖ sealed header ‖ sealed trailer`.
+/// The header lists the blobs and is padded so that the whole pack has a Padmé length; the
+/// fixed-size trailer holds the header's length. Storage learns only the padded total.
+public enum PackFormat {
+    public static let version: UInt8 = 1
+    static let headerLabel = Array("coffer-pack-header-v1".utf8)
+    static let trailerLabel = Array("coffer-pack-trailer-v1".utf8)
+    /// version ‖ header length, sealed.
+    static let trailerPlainSize = 1 + 4
+    public static let trailerSize = trailerPlainSize + XChaCha20Poly1305.overhead
+    static let headerEntrySize = 1 + 32 + 4 + 4
+
+    public enum Failure: Error {
+        case tooShort
+        case trailerAuthenticationFailed
+        case headerAuthenticationFailed
+        case malformed(String)
+    }
+
+    /// Seals the header and trailer for blobs already laid out in `body`; appends them to it.
+    public static func finish(
+        body: inout [UInt8], blobs: [PackedBlob], packID: PackID, key: SealingKey, random: any RandomSource
+    ) {
+        var header = ByteWriter(capacity: 16 + blobs.count * headerEntrySize)
+        header.u8(version)
+        header.varint(blobs.count)
+        for b in blobs {
+            header.u8(b.handle.type.rawValue)
+            header.id(b.handle.id)
+            header.u32(b.length)
+            header.u32(b.rawLength)
+        }
+        let unpadded = body.count + header.bytes.count + XChaCha20Poly1305.overhead + trailerSize
+        header.raw(repeatElement(0, count: Padme.paddedLength(unpadded) - unpadded))
+        let headerLength = header.bytes.count + XChaCha20Poly1305.overhead
+        XChaCha20Poly1305.seal(
+            header.bytes, authenticating: headerLabel + packID.bytes, key: key.secret,
+            nonce: random.bytes(XChaCha20Poly1305.nonceSize), appendingTo: &body)
+        var trailer = ByteWriter(capacity: trailerPlainSize)
+        trailer.u8(version)
+        trailer.u32(UInt32(headerLength))
+        XChaCha20Poly1305.seal(
+            trailer.bytes, authenticating: trailerLabel + packID.bytes, key: key.secret,
+            nonce: random.bytes(XChaCha20Poly1305.nonceSize), appendingTo: &body)
+    }
+
+    /// Opens the trailer (the last `trailerSize` bytes): returns the sealed header's length.
+    public static func headerLength(trailer: [UInt8], packID: PackID, key: SealingKey) throws(Failure) -> Int {
+        guard trailer.count == trailerSize else { throw .tooShort }
+        guard let plain = try? XChaCha20Poly1305.open(trailer, authenticating: trailerLabel + packID.bytes, key: key.secret),
+            plain.count == trailerPlainSize
+        else { throw .trailerAuthenticationFailed }
+        guard plain[0] == version else { throw .malformed("unknown pack version \(plain[0])") }
+        return Int(plain[1]) | Int(plain[2]) << 8 | Int(plain[3]) << 16 | Int(plain[4]) << 24
+    }
+
+    /// Opens a sealed header that ends at `headerEnd` (the start of the trailer) and lists the blobs.
+    public static func parseHeader(_ sealed: [UInt8], packID: PackID, headerOffset: Int, key: SealingKey) throws(Failure) -> [PackedBlob] {
+        guard let plain = try? XChaCha20Poly1305.open(sealed, authenticating: headerLabel + packID.bytes, key: key.secret) else {
+            throw .headerAuthenticationFailed
+        }
+        do {
+            var r = ByteReader(plain, what: "pack header \(packID.short)")
+            guard try r.u8() == version else { throw MalformedObject("unknown pack header version") }
+            let count = try r.count(atLeastBytesEach: headerEntrySize)
+            var blobs: [PackedBlob] = []
+            blobs.reserveCapacity(count)
+            var offset: UInt64 = 0
+            for _ in 0..<count {
+                guard let type = BlobType(rawValue: try r.u8()) else { throw MalformedObject("unknown blob type") }
+                let id: BlobID = try r.id()
+                let length = try r.u32()
+                let raw = try r.u32()
+                blobs.append(PackedBlob(handle: BlobHandle(id: id, type: type), offset: UInt32(offset), length: length, rawLength: raw))
+                offset += UInt64(length)
+                guard offset <= UInt64(headerOffset) else { throw MalformedObject("blobs overlap the header") }
+            }
+            let padding = try r.raw(r.remaining)
+            guard padding.allSatisfy({ $0 == 0 }) else { throw MalformedObject("non-zero padding") }
+            return blobs
+        } catch let e as MalformedObject {
+            throw .malformed(e.what)
+        } catch {
+            throw .malformed("\(error)")
+        }
+    }
+}

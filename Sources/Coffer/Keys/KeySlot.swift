@@ -1,0 +1,149 @@
+public import CofferCrypto
+
+/// Argon2id cost of a password slot, stored in the slot in the clear (it is needed before any key).
+public struct PasswordCost: Sendable, Equatable, CustomStringConvertible {
+    public var opsLimit: UInt64
+    public var memoryBytes: UInt64
+
+    public init(opsLimit: UInt64, memoryBytes: UInt64) {
+        self.opsLimit = opsLimit
+        self.memoryBytes = memoryBytes
+    }
+
+    /// Default: 256 MiB and 4 passes, about 0.75 s per guess on this machine class (FORMAT.md §5.1).
+    public static let standard = PasswordCost(opsLimit: 4, memoryBytes: 256 << 20)
+    /// The cheapest cost libsodium allows. Only for tests: it offers no protection.
+    public static let insecureMinimum = PasswordCost(opsLimit: Argon2id.minimumOpsLimit, memoryBytes: 8 << 10)
+
+    public var description: String { "argon2id t=\(opsLimit) m=\(memoryBytes >> 10)KiB p=1" }
+}
+
+/// What a person presents to open a repository.
+public enum Credential: Sendable {
+    case password(SecureBytes)
+    case recoveryKey(RecoveryKey)
+}
+
+/// A key slot (`keys/<id>`, FORMAT.md §5): the master key wrapped under a password or a
+/// recovery key. The header before the sealed part is authenticated as associated data.
+public struct KeySlot: Sendable {
+    public enum Kind: Sendable, Equatable {
+        case password(PasswordCost)
+        case recoveryKey
+    }
+
+    public static let version: UInt8 = 1
+    static let wrapLabel = Array("coffer-keyslot-v1".utf8)
+    static let recoveryLabel = Array("coffer-recovery-v1".utf8)
+
+    public let id: KeySlotID
+    public let kind: Kind
+    public let salt: [UInt8]
+    /// nonce ‖ ciphertext of the master key ‖ tag.
+    let wrapped: [UInt8]
+
+    public enum Failure: Error {
+        case wrongCredential
+        case malformed(MalformedObject)
+        case kdf(Argon2id.Failure)
+    }
+
+    /// Wraps `master` for `credential`.
+    public static func create(
+        master: MasterKey, credential: Credential, cost: PasswordCost = .standard, random: any RandomSource
+    ) throws(Failure) -> KeySlot {
+        let id = KeySlotID(bytes: random.bytes(32))
+        let salt = random.bytes(Argon2id.saltSize)
+        let kind: Kind
+        switch credential {
+        case .password: kind = .password(cost)
+        case .recoveryKey: kind = .recoveryKey
+        }
+        let key = try wrappingKey(kind: kind, salt: salt, credential: credential)
+        let header = encodeHeader(kind: kind, salt: salt)
+        var box: [UInt8] = []
+        master.secret.withUnsafeBytes { m in
+            XChaCha20Poly1305.seal(
+                m, authenticating: associatedData(header: header, id: id), key: key,
+                nonce: random.bytes(XChaCha20Poly1305.nonceSize), appendingTo: &box)
+        }
+        return KeySlot(id: id, kind: kind, salt: salt, wrapped: box)
+    }
+
+    /// Unwraps the master key; `wrongCredential` if the credential does not fit this slot.
+    public func open(with credential: Credential) throws(Failure) -> MasterKey {
+        switch (kind, credential) {
+        case (.password, .password), (.recoveryKey, .recoveryKey): break
+        default: throw .wrongCredential
+        }
+        let key = try Self.wrappingKey(kind: kind, salt: salt, credential: credential)
+        let ad = Self.associatedData(header: Self.encodeHeader(kind: kind, salt: salt), id: id)
+        guard var plain = try? XChaCha20Poly1305.open(wrapped, authenticating: ad, key: key), plain.count == 32 else {
+            throw .wrongCredential
+        }
+        defer { secureZero(&plain) }
+        return MasterKey(secret: SecureBytes(copying: plain))
+    }
+
+    /// The stored bytes.
+    public func encoded() -> [UInt8] { Self.encodeHeader(kind: kind, salt: salt) + wrapped }
+
+    public static func decode(_ bytes: [UInt8], id: KeySlotID) throws(Failure) -> KeySlot {
+        do {
+            var r = ByteReader(bytes, what: "key slot \(id.short)")
+            guard try r.u8() == version else { throw MalformedObject("key slot \(id.short): unknown version") }
+            let kind: Kind
+            switch try r.u8() {
+            case 1:
+                let ops = try r.u64()
+                let mem = try r.u64()
+                kind = .password(PasswordCost(opsLimit: ops, memoryBytes: mem))
+            case 2: kind = .recoveryKey
+            case let k: throw MalformedObject("key slot \(id.short): unknown kind \(k)")
+            }
+            let salt = try r.raw(Argon2id.saltSize)
+            let wrapped = try r.raw(r.remaining)
+            guard wrapped.count == 32 + XChaCha20Poly1305.overhead else {
+                throw MalformedObject("key slot \(id.short): wrapped key has \(wrapped.count) bytes")
+            }
+            return KeySlot(id: id, kind: kind, salt: salt, wrapped: wrapped)
+        } catch let e as MalformedObject {
+            throw .malformed(e)
+        } catch {
+            throw .malformed(MalformedObject("key slot \(id.short)"))
+        }
+    }
+
+    static func encodeHeader(kind: Kind, salt: [UInt8]) -> [UInt8] {
+        var w = ByteWriter()
+        w.u8(version)
+        switch kind {
+        case .password(let cost):
+            w.u8(1)
+            w.u64(cost.opsLimit)
+            w.u64(cost.memoryBytes)
+        case .recoveryKey:
+            w.u8(2)
+        }
+        w.raw(salt)
+        return w.bytes
+    }
+
+    static func associatedData(header: [UInt8], id: KeySlotID) -> [UInt8] { wrapLabel + id.bytes + header }
+
+    /// Password: Argon2id(password, salt). Recovery key: BLAKE2b-256 keyed by its 192 secret
+    /// bits over label ‖ salt — no stretching is needed for a key that cannot be guessed.
+    static func wrappingKey(kind: Kind, salt: [UInt8], credential: Credential) throws(Failure) -> SecureBytes {
+        switch (kind, credential) {
+        case (.password(let cost), .password(let password)):
+            do {
+                return try Argon2id.derive(
+                    password: password, salt: salt, opsLimit: cost.opsLimit, memoryBytes: cost.memoryBytes)
+            } catch { throw .kdf(error) }
+        case (.recoveryKey, .recoveryKey(let rk)):
+            return SecureBytes(copying: Blake2b.hash256(recoveryLabel + salt, key: rk.secret))
+        default:
+            throw .wrongCredential
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import CofferCrypto
+
+/// Turns new blobs into packs: compresses and seals each blob in the caller's task, spreads
+/// data blobs at random over several open packs (so pack boundaries do not trace file
+/// offsets, FORMAT.md §7.3), and writes a pack once it reaches the target size.
+final class PackAssembler: @unchecked Sendable {
+    // Mutable state is guarded by `lock`; sealing and storage writes happen outside it.
+    private struct OpenPack {
+        var body: [UInt8] = []
+        var blobs: [PackedBlob] = []
+    }
+
+    /// Per-task compression context and scratch buffers, reused across blobs.
+    final class Worker: @unchecked Sendable {
+        let compressor: ZstdCompressor
+        var scratch: [UInt8] = []
+        var sealed: [UInt8] = []
+        init(level: Int32) { compressor = ZstdCompressor(level: level) }
+    }
+
+    static let openDataPacks = 3
+
+    private let repository: Repository
+    private let dryRun: Bool
+    private let lock = Lock()
+    private var open: [BlobType: [OpenPack]]
+    private var idleWorkers: [Worker] = []
+    private var written: [IndexFile.Pack] = []
+    private var generator = SystemRandomNumberGenerator()
+    private(set) var bytesStored: UInt64 = 0
+    private(set) var blobsAdded: UInt64 = 0
+    private(set) var bytesAdded: UInt64 = 0
+
+    init(repository: Repository, dryRun: Bool) {
+        self.repository = repository
+        self.dryRun = dryRun
+        open = [.data: Array(repeating: OpenPack(), count: Self.openDataPacks), .tree: [OpenPack()]]
+    }
+
+    private func checkoutWorker() -> Worker {
+        lock.withLock { idleWorkers.popLast() } ?? Worker(level: repository.config.compressionLevel)
+    }
+
+    private func returnWorker(_ w: Worker) { lock.withLock { idleWorkers.append(w) } }
+
+    /// Seals `plaintext` as `handle` and adds it to a pack, writing the pack if it is full.
+    func store(_ handle: BlobHandle, plaintext: ArraySlice<UInt8>) async throws {
+        let worker = checkoutWorker()
+        worker.sealed.removeAll(keepingCapacity: true)
+        _ = BlobEnvelope.seal(
+            plaintext, handle: handle, key: repository.keys.sealingKey(for: handle.type),
+            nonce: repository.random.bytes(24), compressor: worker.compressor, scratch: &worker.scratch,
+            appendingTo: &worker.sealed)
+        let full: OpenPack? = lock.withLock {
+            let slot = handle.type == .data ? Int.random(in: 0..<Self.openDataPacks, using: &generator) : 0
+            var pack = open[handle.type]![slot]
+            pack.blobs.append(PackedBlob(
+                handle: handle, offset: UInt32(pack.body.count), length: UInt32(worker.sealed.count),
+                rawLength: UInt32(plaintext.count)))
+            if pack.body.isEmpty { pack.body.reserveCapacity(Int(repository.config.packTargetSize) + (1 << 20)) }
+            pack.body.append(contentsOf: worker.sealed)
+            blobsAdded += 1
+            bytesAdded += UInt64(plaintext.count)
+            if pack.body.count >= Int(repository.config.packTargetSize) {
+                open[handle.type]![slot] = OpenPack()
+                return pack
+            }
+            open[handle.type]![slot] = pack
+            return nil
+        }
+        returnWorker(worker)
+        if let full { try await write(full) }
+    }
+
+    /// Writes every partly filled pack and returns all packs written, for the index.
+    func flush() async throws -> [IndexFile.Pack] {
+        let rest: [OpenPack] = lock.withLock {
+            defer { open = open.mapValues { $0.map { _ in OpenPack() } } }
+            return open.values.flatMap { $0 }.filter { !$0.blobs.isEmpty }
+        }
+        for pack in rest { try await write(pack) }
+        return lock.withLock { written }
+    }
+
+    private func write(_ pack: OpenPack) async throws {
+        var body = pack.body
+        let id = PackID(bytes: repository.random.bytes(32))
+        PackFormat.finish(body: &body, blobs: pack.blobs, packID: id, key: repository.keys.metadataSealing, random: repository.random)
+        if !dryRun { try await repository.storage.write(ObjectName(.data, id.hex), body) }
+        lock.withLock {
+            bytesStored += UInt64(body.count)
+            written.append(IndexFile.Pack(id: id, length: UInt64(body.count), blobs: pack.blobs))
+        }
+    }
+}

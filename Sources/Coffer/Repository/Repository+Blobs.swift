@@ -1,0 +1,34 @@
+import CofferCrypto
+
+extension Repository {
+    /// Reads one blob through the index, opens its seal, decompresses it and checks its keyed
+    /// id: what comes back is exactly what was stored, or an error naming the blob and pack.
+    public func loadBlob(_ handle: BlobHandle, index: MasterIndex, decompressor: ZstdDecompressor = ZstdDecompressor()) async throws -> [UInt8] {
+        guard let entry = index.lookup(handle) else { throw RepositoryError.blobNotInIndex(handle) }
+        let name = ObjectName(.data, entry.pack.hex)
+        let envelope: [UInt8]
+        do {
+            envelope = try await storage.read(name, range: Int(entry.offset)..<Int(entry.offset) + Int(entry.length))
+        } catch StorageError.notFound {
+            throw RepositoryError.missingObject(name)
+        } catch StorageError.truncated(_, let expected, let actual) {
+            throw RepositoryError.blobDamaged(handle, pack: entry.pack, detail: "pack truncated to \(actual) bytes, blob ends at \(expected)")
+        }
+        do {
+            return try BlobEnvelope.open(envelope[...], handle: handle, rawLength: Int(entry.rawLength), keys: keys, decompressor: decompressor)
+        } catch .authenticationFailed {
+            throw RepositoryError.blobDamaged(handle, pack: entry.pack, detail: "seal does not verify (tampered or swapped)")
+        } catch .idMismatch {
+            throw RepositoryError.blobDamaged(handle, pack: entry.pack, detail: "content does not match its id")
+        } catch .malformed(let why) {
+            throw RepositoryError.blobDamaged(handle, pack: entry.pack, detail: why)
+        }
+    }
+
+    public func loadTree(_ id: BlobID, index: MasterIndex) async throws -> Tree {
+        let bytes = try await loadBlob(BlobHandle(id: id, type: .tree), index: index)
+        do { return try Tree(decoding: bytes, id: id) } catch {
+            throw RepositoryError.malformed(ObjectName(.data, "tree \(id.short)"), detail: "\(error)")
+        }
+    }
+}

@@ -1,0 +1,127 @@
+import Glibc
+public import CofferCrypto
+
+/// An open repository: storage plus the keys that read and write it. Safe to share between
+/// tasks; the index is loaded on demand and kept.
+public final class Repository: Sendable {
+    public let storage: any Storage
+    public let config: RepositoryConfig
+    public let keys: RepositoryKeys
+    public let chunker: FastCDC
+    /// The key slot that opened the repository.
+    public let openedWith: KeySlotID
+    let random: any RandomSource
+
+    init(storage: any Storage, config: RepositoryConfig, keys: RepositoryKeys, openedWith: KeySlotID, random: any RandomSource) {
+        self.storage = storage
+        self.config = config
+        self.keys = keys
+        self.openedWith = openedWith
+        self.random = random
+        chunker = FastCDC(parameters: config.chunker, seed: keys.gearSeed)
+    }
+
+    public struct InitOptions: Sendable {
+        public var chunker: ChunkerParameters = .standard
+        public var compressionLevel: Int32 = 3
+        public var packTargetSize: UInt32 = 16 << 20
+        public var passwordCost: PasswordCost = .standard
+        public init() {}
+    }
+
+    /// Creates a repository with one key slot for `credential`.
+    public static func initialize(
+        storage: any Storage, credential: Credential, options: InitOptions = InitOptions(),
+        random: any RandomSource = SystemRandom()
+    ) async throws -> Repository {
+        Sodium.initialize()
+        if try await storage.stat(.config) != nil { throw RepositoryError.alreadyInitialized(location: storage.location) }
+        if let local = storage as? LocalStorage { try local.createLayout() }
+        let master = MasterKey.generate()
+        let keys = RepositoryKeys(master: master)
+        let config = RepositoryConfig(
+            repositoryID: Raw256(random.bytes(32)), chunker: options.chunker, compressionLevel: options.compressionLevel,
+            packTargetSize: options.packTargetSize, createdNanos: Self.nowNanos())
+        let slot = try KeySlot.create(master: master, credential: credential, cost: options.passwordCost, random: random)
+        // The slot first: a config without a slot could never be opened.
+        try await storage.write(ObjectName(.keys, slot.id.hex), slot.encoded())
+        let sealed = SealedObject.seal(config.encoded(), kind: .config, id: .zero, key: keys.metadataSealing, random: random)
+        try await storage.write(.config, sealed)
+        return Repository(storage: storage, config: config, keys: keys, openedWith: slot.id, random: random)
+    }
+
+    /// Opens with any key slot that `credential` unlocks.
+    public static func open(storage: any Storage, credential: Credential, random: any RandomSource = SystemRandom()) async throws -> Repository {
+        Sodium.initialize()
+        guard let configObject = try await storage.stat(.config), configObject.size > 0 else {
+            throw RepositoryError.noRepository(location: storage.location)
+        }
+        let slots = try await loadKeySlots(storage)
+        var matching = 0
+        for slot in slots {
+            switch (slot.kind, credential) {
+            case (.password, .password), (.recoveryKey, .recoveryKey): matching += 1
+            default: continue
+            }
+            guard let master = try? slot.open(with: credential) else { continue }
+            let keys = RepositoryKeys(master: master)
+            let stored = try await storage.read(.config)
+            let payload: [UInt8]
+            do {
+                payload = try SealedObject.open(stored, kind: .config, id: .zero, key: keys.metadataSealing)
+            } catch {
+                throw RepositoryError.tampered(.config, detail: "\(error)")
+            }
+            let config: RepositoryConfig
+            do { config = try RepositoryConfig(decoding: payload) } catch {
+                throw RepositoryError.malformed(.config, detail: "\(error)")
+            }
+            guard config.formatVersion <= RepositoryConfig.formatVersion else {
+                throw RepositoryError.unsupportedFormat(config.formatVersion)
+            }
+            return Repository(storage: storage, config: config, keys: keys, openedWith: slot.id, random: random)
+        }
+        throw matching == 0 ? RepositoryError.noUsableKeySlot : RepositoryError.wrongCredential
+    }
+
+    static func loadKeySlots(_ storage: any Storage) async throws -> [KeySlot] {
+        var slots: [KeySlot] = []
+        for object in try await storage.list(.keys) {
+            guard let id = KeySlotID(hex: object.name.name) else { continue }
+            do { slots.append(try KeySlot.decode(try await storage.read(object.name), id: id)) } catch {
+                throw RepositoryError.malformed(object.name, detail: "\(error)")
+            }
+        }
+        return slots.sorted { $0.id < $1.id }
+    }
+
+    static func nowNanos() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+
+    // MARK: Sealed metadata objects
+
+    func saveSealed(_ payload: [UInt8], kind: SealedKind, folder: ObjectKind, id: Raw256) async throws -> Int {
+        let sealed = SealedObject.seal(
+            payload, kind: kind, id: id, key: keys.metadataSealing, random: random,
+            compressor: ZstdCompressor(level: config.compressionLevel))
+        try await storage.write(ObjectName(folder, id.hex), sealed)
+        return sealed.count
+    }
+
+    func loadSealed(kind: SealedKind, name: ObjectName, id: Raw256) async throws -> [UInt8] {
+        let stored: [UInt8]
+        do { stored = try await storage.read(name) } catch StorageError.notFound {
+            throw RepositoryError.missingObject(name)
+        }
+        do {
+            return try SealedObject.open(stored, kind: kind, id: id, key: keys.metadataSealing)
+        } catch .authenticationFailed {
+            throw RepositoryError.tampered(name, detail: "seal does not verify")
+        } catch {
+            throw RepositoryError.malformed(name, detail: "\(error)")
+        }
+    }
+}

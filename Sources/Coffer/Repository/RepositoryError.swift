@@ -1,0 +1,41 @@
+/// Everything that can go wrong at the repository layer, each case naming what a person needs.
+public enum RepositoryError: Error, CustomStringConvertible {
+    case noRepository(location: String)
+    case alreadyInitialized(location: String)
+    case wrongCredential
+    case noUsableKeySlot
+    case lastKeySlot
+    case keySlotNotFound(String)
+    case ambiguousKeySlot(String)
+    case unsupportedFormat(UInt32)
+    /// An object failed authentication: tampered, truncated, swapped or sealed under another key.
+    case tampered(ObjectName, detail: String)
+    case malformed(ObjectName, detail: String)
+    case missingObject(ObjectName)
+    case blobNotInIndex(BlobHandle)
+    case blobDamaged(BlobHandle, pack: PackID, detail: String)
+    case snapshotNotFound(String)
+    case ambiguousSnapshot(String, matches: [SnapshotID])
+    case noSnapshots
+
+    public var description: String {
+        switch self {
+        case .noRepository(let l): return "no repository at \(l) (run `coffer init` first, or check --repo)"
+        case .alreadyInitialized(let l): return "\(l) already holds a repository; refusing to overwrite it"
+        case .wrongCredential: return "wrong password or key"
+        case .noUsableKeySlot: return "the repository has no key slot that this kind of credential can open"
+        case .lastKeySlot: return "refusing to remove the last key slot: the repository would become unreadable"
+        case .keySlotNotFound(let p): return "no key slot matches \(p)"
+        case .ambiguousKeySlot(let p): return "\(p) matches more than one key slot; give more digits"
+        case .unsupportedFormat(let v): return "repository format \(v) is newer than this coffer understands"
+        case .tampered(let n, let d): return "\(n) failed authentication (\(d)): it was modified, truncated, swapped or damaged"
+        case .malformed(let n, let d): return "\(n) is malformed: \(d)"
+        case .missingObject(let n): return "\(n) is missing from the repository"
+        case .blobNotInIndex(let h): return "\(h) is not in any index"
+        case .blobDamaged(let h, let p, let d): return "\(h) in pack \(p.short) is damaged: \(d)"
+        case .snapshotNotFound(let s): return "no snapshot matches \(s)"
+        case .ambiguousSnapshot(let s, let m): return "\(s) matches \(m.count) snapshots; give more digits"
+        case .noSnapshots: return "the repository has no snapshots"
+        }
+    }
+}

@@ -1,0 +1,155 @@
+import Glibc
+
+/// A repository in a local directory. Writes go to a temporary file that is fsynced, renamed
+/// into place and made durable by an fsync of the directory, so no partial object is ever
+/// visible and a crash leaves at worst a stray `.tmp-*` file, which listings ignore.
+public struct LocalStorage: Storage {
+    public let root: String
+    public var location: String { root }
+
+    public init(path: String) {
+        var p = path
+        while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
+        root = p
+    }
+
+    func path(_ name: ObjectName) -> String {
+        switch name.kind {
+        case .config: return root + "/config"
+        case .data: return "\(root)/data/\(name.name.prefix(2))/\(name.name)"
+        default: return "\(root)/\(name.kind.rawValue)/\(name.name)"
+        }
+    }
+
+    /// Creates the folder layout; fails if `root` already holds a repository.
+    public func createLayout() throws {
+        if mkdir(root, 0o700) != 0 && errno != EEXIST { throw StorageError.io("mkdir", path: root, errno: errno) }
+        var dirs = ObjectKind.allCases.filter { $0 != .config }.map { "\(root)/\($0.rawValue)" }
+        dirs += (0..<256).map { "\(root)/data/" + Hex.encode([UInt8($0)]) }
+        for d in dirs where mkdir(d, 0o700) != 0 && errno != EEXIST {
+            throw StorageError.io("mkdir", path: d, errno: errno)
+        }
+        fsyncPath(root)
+    }
+
+    public func list(_ kind: ObjectKind) async throws -> [StoredObject] {
+        switch kind {
+        case .config:
+            return try await stat(.config).map { [$0] } ?? []
+        case .data:
+            var all: [StoredObject] = []
+            for p in 0..<256 { all += try listDirectory("\(root)/data/" + Hex.encode([UInt8(p)]), kind: .data) }
+            return all
+        default:
+            return try listDirectory("\(root)/\(kind.rawValue)", kind: kind)
+        }
+    }
+
+    private func listDirectory(_ dir: String, kind: ObjectKind) throws -> [StoredObject] {
+        guard let d = opendir(dir) else {
+            if errno == ENOENT { return [] }
+            throw StorageError.io("opendir", path: dir, errno: errno)
+        }
+        defer { closedir(d) }
+        var out: [StoredObject] = []
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            guard name.utf8.count == 64, Hex.decode(name) != nil else { continue }  // skips ., .., .tmp-*
+            var st = Glibc.stat()
+            guard lstat(dir + "/" + name, &st) == 0 else { continue }
+            out.append(StoredObject(name: ObjectName(kind, name), size: Int(st.st_size)))
+        }
+        return out
+    }
+
+    public func read(_ name: ObjectName, range: Range<Int>?) async throws -> [UInt8] {
+        let p = path(name)
+        let fd = open(p, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { throw StorageError.notFound(name) }
+            throw StorageError.io("open", path: p, errno: errno)
+        }
+        defer { close(fd) }
+        var st = Glibc.stat()
+        guard fstat(fd, &st) == 0 else { throw StorageError.io("fstat", path: p, errno: errno) }
+        let size = Int(st.st_size)
+        let r = range ?? 0..<size
+        guard r.upperBound <= size else { throw StorageError.truncated(name, expected: r.upperBound, actual: size) }
+        var out = [UInt8](repeating: 0, count: r.count)
+        var done = 0
+        while done < r.count {
+            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, r.count - done, off_t(r.lowerBound + done)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                if n == 0 { throw StorageError.truncated(name, expected: r.upperBound, actual: r.lowerBound + done) }
+                throw StorageError.io("read", path: p, errno: errno)
+            }
+            done += n
+        }
+        return out
+    }
+
+    public func write(_ name: ObjectName, _ bytes: [UInt8]) async throws {
+        let final = path(name)
+        let dir = String(final[..<final.lastIndex(of: "/")!])
+        let tmp = dir + "/.tmp-" + Hex.encode(SystemRandomBytes.bytes(8))
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StorageError.io("create", path: tmp, errno: errno) }
+        var ok = false
+        defer {
+            if !ok {
+                close(fd)
+                unlink(tmp)
+            }
+        }
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw StorageError.io("write", path: tmp, errno: errno) }
+            done += n
+        }
+        guard fsync(fd) == 0 else { throw StorageError.io("fsync", path: tmp, errno: errno) }
+        ok = true
+        close(fd)
+        // link(2) instead of rename(2): it refuses to replace an existing object.
+        if link(tmp, final) != 0 {
+            let e = errno
+            unlink(tmp)
+            if e == EEXIST { throw StorageError.alreadyExists(name) }
+            throw StorageError.io("link", path: final, errno: e)
+        }
+        unlink(tmp)
+        fsyncPath(dir)
+    }
+
+    public func delete(_ name: ObjectName) async throws {
+        let p = path(name)
+        guard unlink(p) == 0 else {
+            if errno == ENOENT { throw StorageError.notFound(name) }
+            throw StorageError.io("unlink", path: p, errno: errno)
+        }
+        fsyncPath(String(p[..<p.lastIndex(of: "/")!]))
+    }
+
+    public func stat(_ name: ObjectName) async throws -> StoredObject? {
+        var st = Glibc.stat()
+        let p = path(name)
+        guard lstat(p, &st) == 0 else {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw StorageError.io("stat", path: p, errno: errno)
+        }
+        return StoredObject(name: name, size: Int(st.st_size))
+    }
+
+    /// True if `root` exists and holds a config object.
+    public func repositoryExists() -> Bool { access(root + "/config", F_OK) == 0 }
+
+    private func fsyncPath(_ p: String) {
+        let fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+    }
+}

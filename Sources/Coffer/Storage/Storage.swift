@@ -1,0 +1,65 @@
+/// The kinds of objects a repository keeps; each kind is a folder (FORMAT.md §1).
+public enum ObjectKind: String, CaseIterable, Sendable {
+    case config
+    case keys
+    case data
+    case index
+    case snapshots
+    case locks
+}
+
+/// A stored object's name: its kind and, except for `config`, 64 hex digits.
+public struct ObjectName: Hashable, Sendable, CustomStringConvertible {
+    public let kind: ObjectKind
+    public let name: String
+
+    public init(_ kind: ObjectKind, _ name: String) {
+        self.kind = kind
+        self.name = name
+    }
+    public static let config = ObjectName(.config, "config")
+
+    public var description: String { kind == .config ? "config" : "\(kind.rawValue)/\(name)" }
+}
+
+public struct StoredObject: Sendable, Equatable {
+    public let name: ObjectName
+    public let size: Int
+}
+
+public enum StorageError: Error, CustomStringConvertible {
+    case notFound(ObjectName)
+    case alreadyExists(ObjectName)
+    /// A range read past the object's end: the object is shorter than recorded.
+    case truncated(ObjectName, expected: Int, actual: Int)
+    case io(String, path: String, errno: Int32)
+
+    public var description: String {
+        switch self {
+        case .notFound(let n): return "\(n) does not exist"
+        case .alreadyExists(let n): return "\(n) already exists"
+        case .truncated(let n, let e, let a): return "\(n) is truncated: needed \(e) bytes, found \(a)"
+        case .io(let op, let path, let e): return "\(op) \(path): \(FileError(errno: e, operation: "").description.dropFirst(2))"
+        }
+    }
+}
+
+/// The storage protocol every backend implements (local directory now, S3 later). Storage is
+/// dumb: it stores named, immutable objects; packing, sealing and indexing live above it.
+public protocol Storage: Sendable {
+    /// Where the repository lives, for messages.
+    var location: String { get }
+    /// All objects of a kind with their sizes; unordered.
+    func list(_ kind: ObjectKind) async throws -> [StoredObject]
+    /// An object's bytes, or the bytes in `range` of it.
+    func read(_ name: ObjectName, range: Range<Int>?) async throws -> [UInt8]
+    /// Stores a whole object atomically: it is either absent or complete, never partial.
+    func write(_ name: ObjectName, _ bytes: [UInt8]) async throws
+    func delete(_ name: ObjectName) async throws
+    /// Size of an object, nil if it does not exist.
+    func stat(_ name: ObjectName) async throws -> StoredObject?
+}
+
+extension Storage {
+    public func read(_ name: ObjectName) async throws -> [UInt8] { try await read(name, range: nil) }
+}

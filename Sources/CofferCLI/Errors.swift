@@ -1,0 +1,49 @@
+import ArgumentParser
+import Coffer
+import CofferCrypto
+import Glibc
+
+enum CLIError: Error, CustomStringConvertible {
+    case usage(String)
+    case partial(String)
+    var description: String {
+        switch self {
+        case .usage(let m), .partial(let m): return m
+        }
+    }
+}
+
+/// Maps every error to a message and one of restic's exit codes, in one place.
+enum ErrorReporting {
+    static func exitCode(for error: any Error) -> Int32 {
+        switch error {
+        case RepositoryError.noRepository: return 10
+        case RepositoryError.wrongCredential, RepositoryError.noUsableKeySlot: return 12
+        case is RecoveryKey.ParseError: return 12
+        case CLIError.partial: return 3
+        default: return 1
+        }
+    }
+
+    static func message(for error: any Error) -> String {
+        switch error {
+        case is CancellationError: return "interrupted; the repository is unchanged except for unreferenced data"
+        case let e as KeySlot.Failure:
+            if case .kdf(let f) = e { return "key derivation failed (\(f)): not enough memory?" }
+            return "wrong password or key"
+        default: return "\(error)"
+        }
+    }
+
+    /// Runs a command body, printing errors as `coffer: …` and exiting with the mapped code.
+    static func run(_ body: () async throws -> Void) async throws {
+        do { try await body() } catch let e as ExitCode {
+            throw e
+        } catch let e as CleanExit {
+            throw e
+        } catch {
+            Output.error(message(for: error))
+            throw ExitCode(exitCode(for: error))
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Coffer
+import CofferCrypto
+
+struct InitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init", abstract: "Create a new repository.",
+        discussion: "Refuses to touch a location that already holds a repository.")
+
+    @OptionGroup var options: RepositoryOptions
+
+    @Flag(help: "Also create a 64-digit recovery key; it is shown once.")
+    var recoveryKey = false
+
+    @Option(help: ArgumentHelp("Argon2id memory for the password slot, in MiB (default 256).", valueName: "MiB"))
+    var argon2MemoryMib: UInt64?
+
+    @Option(help: ArgumentHelp("Argon2id passes for the password slot (default 4).", valueName: "n"))
+    var argon2Iterations: UInt64?
+
+    func run() async throws {
+        try await ErrorReporting.run {
+            let storage = try options.storage()
+            var init_ = Repository.InitOptions()
+            init_.passwordCost = PasswordCost(
+                opsLimit: argon2Iterations ?? PasswordCost.standard.opsLimit,
+                memoryBytes: (argon2MemoryMib.map { $0 << 20 }) ?? PasswordCost.standard.memoryBytes)
+            if let m = argon2MemoryMib, m == 0 { init_.passwordCost.memoryBytes = 8 << 10 }  // test-only floor
+            let password = try Secrets.newPassword(file: options.passwordFile)
+            let repo = try await Repository.initialize(storage: storage, credential: .password(password), options: init_)
+            var recovery: RecoveryKey? = nil
+            if recoveryKey {
+                let key = RecoveryKey.generate()
+                let master = try await repo.unlockMasterKey(with: .password(password))
+                _ = try await repo.addKeySlot(master: master, credential: .recoveryKey(key))
+                recovery = key
+            }
+            if options.json {
+                Output.json(InitReport(location: storage.location, repositoryID: repo.config.repositoryID.hex, recoveryKey: recovery?.singleLine))
+            } else if !options.quiet {
+                print("created repository \(repo.config.repositoryID.hex.prefix(8)) at \(storage.location)")
+                if let recovery { RecoveryKeyDisplay.show(recovery) }
+            } else if let recovery {
+                RecoveryKeyDisplay.show(recovery)
+            }
+        }
+    }
+}
+
+struct InitReport: Encodable {
+    let location: String
+    let repositoryID: String
+    let recoveryKey: String?
+}
+
+enum RecoveryKeyDisplay {
+    static func show(_ key: RecoveryKey) {
+        print("""
+
+            Your recovery key (shown only this once; write it down and keep it safe):
+
+            \(key.displayText.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+
+            It opens the repository on its own. Coffer cannot show it again or recover it.
+            """)
+    }
+}

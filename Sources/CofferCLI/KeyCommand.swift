@@ -1,0 +1,135 @@
+import ArgumentParser
+import Coffer
+import CofferCrypto
+
+struct KeyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "key", abstract: "Manage the key slots that open the repository.",
+        discussion: "Adding, removing or changing a slot never touches the data.",
+        subcommands: [KeyList.self, KeyAdd.self, KeyRemove.self, KeyPasswd.self])
+}
+
+struct KeyList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List key slots.")
+    @OptionGroup var options: RepositoryOptions
+
+    func run() async throws {
+        try await ErrorReporting.run {
+            let (repo, _) = try await options.open()
+            let slots = try await repo.keySlots()
+            if options.json {
+                Output.json(slots.map { KeySlotJSON(id: $0.id.hex, kind: $0.kindName, kdf: $0.kdfDescription, current: $0.id == repo.openedWith) })
+                return
+            }
+            print(" ID        Kind          Key derivation")
+            for s in slots {
+                print("\(s.id == repo.openedWith ? "*" : " ")\(s.id.short)  \(s.kindName.padding(12))  \(s.kdfDescription)")
+            }
+        }
+    }
+}
+
+struct KeySlotJSON: Encodable {
+    let id: String
+    let kind: String
+    let kdf: String
+    let current: Bool
+}
+
+extension KeySlot {
+    var kindName: String {
+        switch kind {
+        case .password: return "password"
+        case .recoveryKey: return "recovery-key"
+        }
+    }
+    var kdfDescription: String {
+        switch kind {
+        case .password(let c): return c.description
+        case .recoveryKey: return "blake2b (192-bit key)"
+        }
+    }
+}
+
+struct KeyAdd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "add", abstract: "Add a password or a recovery key.")
+    @OptionGroup var options: RepositoryOptions
+    @Flag(help: "Add a new 64-digit recovery key (shown once) instead of a password.") var recoveryKey = false
+    @Option(help: ArgumentHelp("Read the new password from this file.", valueName: "file")) var newPasswordFile: String?
+    @Option(help: ArgumentHelp("Argon2id memory in MiB for the new password.", valueName: "MiB")) var argon2MemoryMib: UInt64?
+    @Option(help: ArgumentHelp("Argon2id passes for the new password.", valueName: "n")) var argon2Iterations: UInt64?
+
+    func run() async throws {
+        try await ErrorReporting.run {
+            let (repo, credential) = try await options.open()
+            let master = try await repo.unlockMasterKey(with: credential)
+            if recoveryKey {
+                let key = RecoveryKey.generate()
+                let slot = try await repo.addKeySlot(master: master, credential: .recoveryKey(key))
+                if options.json {
+                    Output.json(["id": slot.id.hex, "recoveryKey": key.singleLine])
+                } else {
+                    print("added recovery key slot \(slot.id.short)")
+                    RecoveryKeyDisplay.show(key)
+                }
+                return
+            }
+            guard let file = newPasswordFile else {
+                throw CLIError.usage("give the new password with --new-password-file (or use --recovery-key)")
+            }
+            let password = try Secrets.newPassword(file: file)
+            let cost = PasswordCost(
+                opsLimit: argon2Iterations ?? PasswordCost.standard.opsLimit,
+                memoryBytes: argon2MemoryMib.map { max($0 << 20, 8 << 10) } ?? PasswordCost.standard.memoryBytes)
+            let slot = try await repo.addKeySlot(master: master, credential: .password(password), cost: cost)
+            if options.json { Output.json(["id": slot.id.hex]) } else { print("added password slot \(slot.id.short)") }
+        }
+    }
+}
+
+struct KeyRemove: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "remove", abstract: "Remove a key slot (never the last one).")
+    @OptionGroup var options: RepositoryOptions
+    @Argument(help: "The slot's id or a unique prefix of it.") var id: String
+
+    func run() async throws {
+        try await ErrorReporting.run {
+            let (repo, _) = try await options.open()
+            let slot = try await repo.resolveKeySlot(id)
+            try await repo.removeKeySlot(slot)
+            if !options.quiet { print("removed key slot \(slot.short)") }
+        }
+    }
+}
+
+struct KeyPasswd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "passwd", abstract: "Change the password of the slot you open with.",
+        discussion: "Writes the new slot before removing the old one, so a crash never locks you out.")
+    @OptionGroup var options: RepositoryOptions
+    @Option(help: ArgumentHelp("Read the new password from this file.", valueName: "file")) var newPasswordFile: String?
+    @Option(help: ArgumentHelp("Argon2id memory in MiB for the new password.", valueName: "MiB")) var argon2MemoryMib: UInt64?
+    @Option(help: ArgumentHelp("Argon2id passes for the new password.", valueName: "n")) var argon2Iterations: UInt64?
+
+    func run() async throws {
+        try await ErrorReporting.run {
+            let (repo, credential) = try await options.open()
+            guard case .password = credential else { throw CLIError.usage("open the repository with the password you want to change") }
+            let master = try await repo.unlockMasterKey(with: credential)
+            let password: SecureBytes
+            if let file = newPasswordFile { password = try Secrets.newPassword(file: file) } else {
+                guard let p1 = Secrets.promptNoEcho("New password: "), let p2 = Secrets.promptNoEcho("Repeat the password: ") else {
+                    throw CLIError.usage("give the new password with --new-password-file")
+                }
+                guard p1 == p2, !p1.isEmpty else { throw CLIError.usage("the passwords are empty or do not match") }
+                password = SecureBytes(copying: Array(p1.utf8))
+            }
+            let cost = PasswordCost(
+                opsLimit: argon2Iterations ?? PasswordCost.standard.opsLimit,
+                memoryBytes: argon2MemoryMib.map { max($0 << 20, 8 << 10) } ?? PasswordCost.standard.memoryBytes)
+            let slot = try await repo.addKeySlot(master: master, credential: .password(password), cost: cost)
+            try await repo.removeKeySlot(repo.openedWith)
+            if !options.quiet { print("password changed: slot \(repo.openedWith.short) replaced by \(slot.id.short)") }
+        }
+    }
+}

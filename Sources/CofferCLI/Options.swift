@@ -1,0 +1,54 @@
+import ArgumentParser
+import Coffer
+import CofferCrypto
+import Foundation
+
+/// Options every repository command shares.
+struct RepositoryOptions: ParsableArguments {
+    @Option(name: [.customShort("r"), .long], help: ArgumentHelp("Repository location (a local path).", valueName: "path"))
+    var repo: String?
+
+    @Option(help: ArgumentHelp("Read the password from this file (first line).", valueName: "file"))
+    var passwordFile: String?
+
+    @Option(help: ArgumentHelp("Open with the recovery key in this file instead of a password.", valueName: "file"))
+    var recoveryKeyFile: String?
+
+    @Flag(help: "Print machine-readable JSON.")
+    var json = false
+
+    @Flag(name: [.customShort("q"), .long], help: "Print nothing but errors.")
+    var quiet = false
+
+    func storage() throws -> LocalStorage {
+        guard let path = repo ?? Environment.value("COFFER_REPOSITORY"), !path.isEmpty else {
+            throw CLIError.usage("no repository given: use --repo PATH or set COFFER_REPOSITORY")
+        }
+        if path.hasPrefix("s3:") { throw CLIError.usage("S3 repositories are not supported by this build yet") }
+        return LocalStorage(path: path)
+    }
+
+    /// The credential given by flags, environment or prompt.
+    func credential(prompt: String = "Repository password: ") throws -> Credential {
+        if let file = recoveryKeyFile ?? Environment.value("COFFER_RECOVERY_KEY_FILE") {
+            return .recoveryKey(try RecoveryKey(parsing: Secrets.readFile(file)))
+        }
+        if let text = Environment.value("COFFER_RECOVERY_KEY") {
+            return .recoveryKey(try RecoveryKey(parsing: text))
+        }
+        return .password(try Secrets.password(file: passwordFile, prompt: prompt))
+    }
+
+    func open() async throws -> (Repository, Credential) {
+        let storage = try storage()
+        let credential = try credential()
+        return (try await Repository.open(storage: storage, credential: credential), credential)
+    }
+}
+
+enum Environment {
+    static func value(_ name: String) -> String? {
+        guard let v = ProcessInfo.processInfo.environment[name], !v.isEmpty else { return nil }
+        return v
+    }
+}
