@@ -32,6 +32,12 @@ struct BackupCommand: AsyncParsableCommand {
     @Flag(help: "Read and chunk everything but write nothing.")
     var dryRun = false
 
+    @Option(help: ArgumentHelp("Snapshot whose unchanged files are reused (default: the latest of this host and paths).", valueName: "id"))
+    var parent: String?
+
+    @Flag(help: "Read every file, even those unchanged since the parent snapshot.")
+    var force = false
+
     func run() async throws {
         try await ErrorReporting.run {
             let (repo, _) = try await options.open()
@@ -44,6 +50,8 @@ struct BackupCommand: AsyncParsableCommand {
             }
             request.dryRun = dryRun
             request.hostname = host
+            request.force = force
+            if let parent { request.parent = try await repo.resolveSnapshot(parent).id }
             let json = options.json, quiet = options.quiet
             let finalRequest = request
             let result = try await Interrupt.cancellingOnSignal {

@@ -10,6 +10,11 @@ public struct BackupRequest: Sendable {
     /// Read and chunk everything, write nothing.
     public var dryRun = false
     public var hostname: String? = nil
+    /// The snapshot whose unchanged files are reused; by default the latest one with the same
+    /// host and paths.
+    public var parent: SnapshotID? = nil
+    /// Read every file even if the parent snapshot says it is unchanged.
+    public var force = false
     /// Blobs sealed concurrently; bounds memory (each holds one chunk).
     public var maxBlobsInFlight = 8
 
@@ -59,10 +64,11 @@ extension Repository {
         let started = DispatchFreeClock.nanos()
         let index = try await loadIndex()
         let assembler = PackAssembler(repository: self, dryRun: request.dryRun)
+        let parent = try await findParent(request)
         var walker = BackupWalker(repository: self, request: request, index: index, assembler: assembler, progress: progress, started: started)
 
         let rootID: BlobID = try await withThrowingTaskGroup(of: Void.self) { group in
-            let id = try await walker.backupRoots(group: &group)
+            let id = try await walker.backupRoots(parentRoot: parent?.snapshot.root, group: &group)
             try await group.waitForAll()
             return id
         }
@@ -77,10 +83,18 @@ extension Repository {
         summary.durationNanos = DispatchFreeClock.nanos() - started
         let snapshot = Snapshot(
             timeNanos: Self.nowNanos(), hostname: request.hostname ?? Self.hostname(), username: Self.username(),
-            paths: walker.absolutePaths, tags: request.tags, root: rootID, parent: nil, summary: summary)
+            paths: walker.absolutePaths, tags: request.tags, root: rootID, parent: parent?.id, summary: summary)
         if request.dryRun { return BackupResult(snapshotID: nil, snapshot: snapshot, warnings: walker.warnings) }
         let (id, _) = try await saveSnapshot(snapshot)
         return BackupResult(snapshotID: id, snapshot: snapshot, warnings: walker.warnings)
+    }
+
+    /// The explicit parent, or the latest snapshot of the same host and the same source paths.
+    func findParent(_ request: BackupRequest) async throws -> (id: SnapshotID, snapshot: Snapshot)? {
+        if let id = request.parent { return (id, try await loadSnapshot(id)) }
+        let host = request.hostname ?? Self.hostname()
+        let paths = request.paths.map(BackupWalker.absolute)
+        return try await snapshots().last { $0.snapshot.hostname == host && $0.snapshot.paths == paths }
     }
 
     static func hostname() -> String {

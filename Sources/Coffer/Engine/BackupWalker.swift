@@ -28,8 +28,10 @@ struct BackupWalker {
         self.started = started
     }
 
-    /// Backs up every source path as a node of one root tree.
-    mutating func backupRoots(group: inout ThrowingTaskGroup<Void, any Error>) async throws -> BlobID {
+    /// Backs up every source path as a node of one root tree. `parentRoot` is the root tree of
+    /// the parent snapshot: files whose metadata match it there are not read again.
+    mutating func backupRoots(parentRoot: BlobID?, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> BlobID {
+        let parent = try await parentTree(parentRoot)
         var nodes: [TreeNode] = []
         var names = Set<[UInt8]>()
         for path in request.paths {
@@ -39,7 +41,7 @@ struct BackupWalker {
             guard names.insert(name).inserted else { throw BackupError.duplicateSourceName(String(decoding: name, as: UTF8.self)) }
             var st = Glibc.stat()
             guard lstat(absolute, &st) == 0 else { throw BackupError.sourceUnreadable(absolute, FileError(errno: errno, operation: "lstat")) }
-            if let node = try await backupEntry(path: RawPath(absolute), name: name, st: st, group: &group) {
+            if let node = try await backupEntry(path: RawPath(absolute), name: name, st: st, previous: parent?.node(named: name), group: &group) {
                 nodes.append(node)
             } else if (st.st_mode & S_IFMT) == S_IFDIR {
                 throw BackupError.sourceUnreadable(absolute, FileError(errno: EACCES, operation: "opendir"))
@@ -77,15 +79,23 @@ struct BackupWalker {
     }
 
     /// One directory entry; nil when it is skipped (excluded, unreadable, or not a kind we keep).
-    private mutating func backupEntry(path: RawPath, name: [UInt8], st: stat, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> TreeNode? {
+    private mutating func backupEntry(path: RawPath, name: [UInt8], st: stat, previous: TreeNode?, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> TreeNode? {
         try Task.checkCancellation()
         let meta = Self.metadata(st)
         switch st.st_mode & S_IFMT {
         case S_IFREG:
+            if let previous, let reused = reuse(previous, st: st) { return TreeNode(name: name, metadata: meta, content: reused) }
             guard let (size, chunks, fileMeta) = try await backupFile(path: path, group: &group) else { return nil }
+            switch previous?.content {
+            case .file(let oldSize, let oldChunks)? where oldSize == size && oldChunks == chunks: summary.filesUnmodified += 1
+            case .some: summary.filesChanged += 1
+            case nil: summary.filesNew += 1
+            }
             return TreeNode(name: name, metadata: fileMeta, content: .file(size: size, chunks: chunks))
         case S_IFDIR:
-            guard let subtree = try await backupDirectory(path: path, group: &group) else { return nil }
+            var previousSubtree: BlobID? = nil
+            if case .directory(let id)? = previous?.content { previousSubtree = id }
+            guard let subtree = try await backupDirectory(path: path, previous: previousSubtree, group: &group) else { return nil }
             summary.directories += 1
             return TreeNode(name: name, metadata: meta, content: .directory(subtree: subtree))
         case S_IFLNK:
@@ -101,7 +111,8 @@ struct BackupWalker {
         }
     }
 
-    private mutating func backupDirectory(path: RawPath, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> BlobID? {
+    private mutating func backupDirectory(path: RawPath, previous: BlobID?, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> BlobID? {
+        let parent = try await parentTree(previous)
         guard let dir = path.withCString({ opendir($0) }) else {
             warn(path, FileError(errno: errno, operation: "opendir"))
             return nil
@@ -125,7 +136,9 @@ struct BackupWalker {
                 warn(childPath, FileError(errno: errno, operation: "lstat"))
                 continue
             }
-            if let node = try await backupEntry(path: childPath, name: name, st: st, group: &group) { nodes.append(node) }
+            if let node = try await backupEntry(path: childPath, name: name, st: st, previous: parent?.node(named: name), group: &group) {
+                nodes.append(node)
+            }
         }
         return try await storeTree(Tree(nodes: nodes), group: &group)
     }
@@ -169,11 +182,30 @@ struct BackupWalker {
             warn(path, e)
             return nil
         }
-        summary.filesNew += 1
         report(path)
         var meta = Self.metadata(st)
         meta.mtimeNanos = Self.nanos(st.st_mtim)
         return (reader.bytesRead, chunks, meta)
+    }
+
+    /// A parent tree, or nil when there is none or it cannot be read (then files are simply read again).
+    private func parentTree(_ id: BlobID?) async throws -> Tree? {
+        guard let id else { return nil }
+        return try? await repository.loadTree(id, index: index)
+    }
+
+    /// The parent's content for a file whose size, mtime, ctime and inode are unchanged and
+    /// whose chunks are all still indexed.
+    private mutating func reuse(_ previous: TreeNode, st: stat) -> TreeNode.Content? {
+        guard !request.force, case .file(let size, let chunks) = previous.content else { return nil }
+        let m = previous.metadata
+        guard size == UInt64(st.st_size), m.mtimeNanos == Self.nanos(st.st_mtim), m.ctimeNanos == Self.nanos(st.st_ctim),
+            m.inode == UInt64(st.st_ino),
+            chunks.allSatisfy({ index.contains(BlobHandle(id: $0, type: .data)) })
+        else { return nil }
+        summary.filesUnmodified += 1
+        summary.bytesProcessed += size
+        return previous.content
     }
 
     private mutating func storeTree(_ tree: Tree, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> BlobID {
