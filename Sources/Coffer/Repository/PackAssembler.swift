@@ -23,7 +23,10 @@ final class PackAssembler: @unchecked Sendable {
     private let repository: Repository
     private let dryRun: Bool
     private let lock = Lock()
-    private var open: [BlobType: [OpenPack]]
+    // Open packs are mutated in place (never copied out): a copy would make every append
+    // copy the whole 16 MiB body.
+    private var openData: [OpenPack]
+    private var openTree = OpenPack()
     private var idleWorkers: [Worker] = []
     private var written: [IndexFile.Pack] = []
     private var generator = SystemRandomNumberGenerator()
@@ -34,7 +37,7 @@ final class PackAssembler: @unchecked Sendable {
     init(repository: Repository, dryRun: Bool) {
         self.repository = repository
         self.dryRun = dryRun
-        open = [.data: Array(repeating: OpenPack(), count: Self.openDataPacks), .tree: [OpenPack()]]
+        openData = Array(repeating: OpenPack(), count: Self.openDataPacks)
     }
 
     private func checkoutWorker() -> Worker {
@@ -51,22 +54,24 @@ final class PackAssembler: @unchecked Sendable {
             plaintext, handle: handle, key: repository.keys.sealingKey(for: handle.type),
             nonce: repository.random.bytes(24), compressor: worker.compressor, scratch: &worker.scratch,
             appendingTo: &worker.sealed)
+        let target = Int(repository.config.packTargetSize)
         let full: OpenPack? = lock.withLock {
-            let slot = handle.type == .data ? Int.random(in: 0..<Self.openDataPacks, using: &generator) : 0
-            var pack = open[handle.type]![slot]
-            pack.blobs.append(PackedBlob(
-                handle: handle, offset: UInt32(pack.body.count), length: UInt32(worker.sealed.count),
-                rawLength: UInt32(plaintext.count)))
-            if pack.body.isEmpty { pack.body.reserveCapacity(Int(repository.config.packTargetSize) + (1 << 20)) }
-            pack.body.append(contentsOf: worker.sealed)
             blobsAdded += 1
             bytesAdded += UInt64(plaintext.count)
-            if pack.body.count >= Int(repository.config.packTargetSize) {
-                open[handle.type]![slot] = OpenPack()
+            func append(_ pack: inout OpenPack) -> OpenPack? {
+                pack.blobs.append(PackedBlob(
+                    handle: handle, offset: UInt32(pack.body.count), length: UInt32(worker.sealed.count),
+                    rawLength: UInt32(plaintext.count)))
+                if pack.body.isEmpty { pack.body.reserveCapacity(target + (4 << 20)) }
+                pack.body.append(contentsOf: worker.sealed)
+                guard pack.body.count >= target else { return nil }
+                defer { pack = OpenPack() }
                 return pack
             }
-            open[handle.type]![slot] = pack
-            return nil
+            switch handle.type {
+            case .data: return append(&openData[Int.random(in: 0..<Self.openDataPacks, using: &generator)])
+            case .tree: return append(&openTree)
+            }
         }
         returnWorker(worker)
         if let full { try await write(full) }
@@ -75,8 +80,11 @@ final class PackAssembler: @unchecked Sendable {
     /// Writes every partly filled pack and returns all packs written, for the index.
     func flush() async throws -> [IndexFile.Pack] {
         let rest: [OpenPack] = lock.withLock {
-            defer { open = open.mapValues { $0.map { _ in OpenPack() } } }
-            return open.values.flatMap { $0 }.filter { !$0.blobs.isEmpty }
+            defer {
+                openData = openData.map { _ in OpenPack() }
+                openTree = OpenPack()
+            }
+            return (openData + [openTree]).filter { !$0.blobs.isEmpty }
         }
         for pack in rest { try await write(pack) }
         return lock.withLock { written }
