@@ -72,14 +72,11 @@ extension Repository {
             try await group.waitForAll()
             return id
         }
-        let packs = try await assembler.flush()
+        try await assembler.flush()
         var summary = walker.summary
         summary.blobsAdded = assembler.blobsAdded
         summary.bytesAdded = assembler.bytesAdded
         summary.bytesStored = assembler.bytesStored
-        if !packs.isEmpty && !request.dryRun {
-            summary.bytesStored += UInt64(try await saveIndex(IndexFile(packs: packs)))
-        }
         summary.durationNanos = DispatchFreeClock.nanos() - started
         let snapshot = Snapshot(
             timeNanos: Self.nowNanos(), hostname: request.hostname ?? Self.hostname(), username: Self.username(),

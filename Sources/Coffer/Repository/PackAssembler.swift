@@ -28,7 +28,11 @@ final class PackAssembler: @unchecked Sendable {
     private var openData: [OpenPack]
     private var openTree = OpenPack()
     private var idleWorkers: [Worker] = []
-    private var written: [IndexFile.Pack] = []
+    /// Packs stored but not yet named by an index object.
+    private var unindexed: [IndexFile.Pack] = []
+    /// An index object is written every this many packs, so an interrupted backup's packs are
+    /// found and reused by the next run (FORMAT.md §11).
+    static let packsPerIndex = 8
     private var generator = SystemRandomNumberGenerator()
     private(set) var bytesStored: UInt64 = 0
     private(set) var blobsAdded: UInt64 = 0
@@ -77,8 +81,8 @@ final class PackAssembler: @unchecked Sendable {
         if let full { try await write(full) }
     }
 
-    /// Writes every partly filled pack and returns all packs written, for the index.
-    func flush() async throws -> [IndexFile.Pack] {
+    /// Writes every partly filled pack and the index object for the packs not yet indexed.
+    func flush() async throws {
         let rest: [OpenPack] = lock.withLock {
             defer {
                 openData = openData.map { _ in OpenPack() }
@@ -86,18 +90,29 @@ final class PackAssembler: @unchecked Sendable {
             }
             return (openData + [openTree]).filter { !$0.blobs.isEmpty }
         }
-        for pack in rest { try await write(pack) }
-        return lock.withLock { written }
+        for pack in rest { try await write(pack, indexAfter: Int.max) }
+        try await writeIndex(lock.withLock { defer { unindexed = [] }; return unindexed })
     }
 
-    private func write(_ pack: OpenPack) async throws {
+    private func write(_ pack: OpenPack, indexAfter threshold: Int = packsPerIndex) async throws {
         var body = pack.body
         let id = PackID(bytes: repository.random.bytes(32))
         PackFormat.finish(body: &body, blobs: pack.blobs, packID: id, key: repository.keys.metadataSealing, random: repository.random)
         if !dryRun { try await repository.storage.write(ObjectName(.data, id.hex), body) }
-        lock.withLock {
+        let due: [IndexFile.Pack] = lock.withLock {
             bytesStored += UInt64(body.count)
-            written.append(IndexFile.Pack(id: id, length: UInt64(body.count), blobs: pack.blobs))
+            unindexed.append(IndexFile.Pack(id: id, length: UInt64(body.count), blobs: pack.blobs))
+            guard unindexed.count >= threshold else { return [] }
+            defer { unindexed = [] }
+            return unindexed
         }
+        try await writeIndex(due)
+    }
+
+    /// Index objects are written only after the packs they name are stored.
+    private func writeIndex(_ packs: [IndexFile.Pack]) async throws {
+        guard !packs.isEmpty, !dryRun else { return }
+        let size = try await repository.saveIndex(IndexFile(packs: packs))
+        lock.withLock { bytesStored += UInt64(size) }
     }
 }
