@@ -11,13 +11,15 @@ public final class SecureBytes: @unchecked Sendable, CustomStringConvertible {
     public init(count: Int, _ initializer: (UnsafeMutableRawBufferPointer) throws -> Void) rethrows {
         precondition(Sodium.isReady)
         guard let p = sodium_malloc(max(count, 1)) else { fatalError("sodium_malloc failed: out of memory") }
-        pointer = p
-        self.count = count
         sodium_memzero(p, max(count, 1))
+        // Fill before the stored properties are set: if the initializer throws, deinit never
+        // runs, so the buffer is freed here exactly once.
         do { try initializer(UnsafeMutableRawBufferPointer(start: p, count: count)) } catch {
             sodium_free(p)
             throw error
         }
+        pointer = p
+        self.count = count
     }
 
     /// Copies bytes in; the caller should zero its own copy.

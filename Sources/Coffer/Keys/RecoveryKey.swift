@@ -45,7 +45,8 @@ public struct RecoveryKey: Sendable {
         var digits: [UInt8] = []
         var position = 0
         for ch in text {
-            if ch == " " || ch == "-" || ch == "\n" || ch == "\r" || ch == "\t" { continue }
+            // isWhitespace also covers "\r\n", which Swift treats as one Character.
+            if ch.isWhitespace || ch == "-" { continue }
             guard let ascii = ch.asciiValue, let v = Hex.value(ascii) else {
                 throw .notHex(group: position / 4 + 1, character: ch)
             }
