@@ -19,6 +19,7 @@ enum ErrorReporting {
         switch error {
         case RepositoryError.noRepository: return 10
         case RepositoryError.wrongCredential, RepositoryError.noUsableKeySlot: return 12
+        case RepositoryError.locked: return 11
         case is RecoveryKey.ParseError: return 12
         case CLIError.partial: return 3
         default: return 1

@@ -84,6 +84,9 @@ import Testing
             timeNanos: 1_764_000_000_000_000_000, hostname: "phone", username: "ana", paths: ["/data/chat"], tags: ["daily"],
             root: k.blobID(of: tree.encoded()), parent: nil, summary: summary)
         v.append(("snapshot-payload", Hex.encode(snapshot.encoded())))
+
+        let lock = LockRecord(exclusive: true, timeNanos: 1_764_000_000_000_000_000, hostname: "phone", username: "ana", pid: 4242)
+        v.append(("lock-payload", Hex.encode(lock.encoded())))
         return v
     }
 

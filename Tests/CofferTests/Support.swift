@@ -137,7 +137,7 @@ func treeContents(_ root: String) throws -> [String: TreeEntry] {
 enum RepositoryErrorKind: Equatable {
     case noRepository, alreadyInitialized, wrongCredential, noUsableKeySlot, lastKeySlot, keySlotNotFound
     case ambiguousKeySlot, unsupportedFormat, tampered, malformed, missingObject, blobNotInIndex, blobDamaged
-    case snapshotNotFound, ambiguousSnapshot, noSnapshots
+    case snapshotNotFound, ambiguousSnapshot, noSnapshots, locked
 }
 
 extension RepositoryError {
@@ -158,6 +158,7 @@ extension RepositoryError {
         case .blobDamaged: .blobDamaged
         case .snapshotNotFound: .snapshotNotFound
         case .ambiguousSnapshot: .ambiguousSnapshot
+        case .locked: .locked
         case .noSnapshots: .noSnapshots
         }
     }

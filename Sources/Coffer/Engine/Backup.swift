@@ -15,6 +15,8 @@ public struct BackupRequest: Sendable {
     public var parent: SnapshotID? = nil
     /// Read every file even if the parent snapshot says it is unchanged.
     public var force = false
+    /// How long to wait for a conflicting (exclusive) lock to go away.
+    public var lockWaitNanos: UInt64 = 0
     /// Blobs sealed concurrently; bounds memory (each holds one chunk).
     public var maxBlobsInFlight = 8
 
@@ -60,7 +62,15 @@ extension Repository {
     /// Backs up `request.paths` into a new snapshot. Order of writes (FORMAT.md §11): packs,
     /// then the index that lists them, then the snapshot, so an interrupted backup leaves only
     /// unreferenced packs. Cancelling the task stops it the same way.
+    /// Holds a shared lock (none for a dry run), so prune cannot delete data it is about to reference.
     public func backup(_ request: BackupRequest, progress: (@Sendable (BackupProgress) -> Void)? = nil) async throws -> BackupResult {
+        if request.dryRun { return try await runBackup(request, progress: progress) }
+        return try await withLock(exclusive: false, waitNanos: request.lockWaitNanos) {
+            try await runBackup(request, progress: progress)
+        }
+    }
+
+    private func runBackup(_ request: BackupRequest, progress: (@Sendable (BackupProgress) -> Void)?) async throws -> BackupResult {
         let started = DispatchFreeClock.nanos()
         let index = try await loadIndex()
         let assembler = PackAssembler(repository: self, dryRun: request.dryRun)

@@ -5,6 +5,7 @@ public enum SealedKind: UInt8, Sendable {
     case config = 1
     case snapshot = 2
     case index = 3
+    case lock = 4
 }
 
 /// The envelope of every metadata object:

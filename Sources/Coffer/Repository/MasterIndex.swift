@@ -27,4 +27,9 @@ public struct MasterIndex: Sendable {
     public func lookup(_ handle: BlobHandle) -> IndexEntry? { entries[handle] }
     public func contains(_ handle: BlobHandle) -> Bool { entries[handle] != nil }
     public var blobCount: Int { entries.count }
+
+    /// Sealed bytes of the indexed blobs not in `used`.
+    func sealedBytes(excluding used: Set<BlobHandle>) -> UInt64 {
+        entries.reduce(0) { $0 + (used.contains($1.key) ? 0 : UInt64($1.value.length)) }
+    }
 }

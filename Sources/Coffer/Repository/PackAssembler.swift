@@ -18,7 +18,9 @@ final class PackAssembler: @unchecked Sendable {
         init(level: Int32) { compressor = ZstdCompressor(level: level) }
     }
 
-    static let openDataPacks = 3
+    /// Backups spread data blobs over three open packs; prune packs tightly into one.
+    static let backupOpenDataPacks = 3
+    private let openDataPacks: Int
 
     private let repository: Repository
     private let dryRun: Bool
@@ -37,11 +39,13 @@ final class PackAssembler: @unchecked Sendable {
     private(set) var bytesStored: UInt64 = 0
     private(set) var blobsAdded: UInt64 = 0
     private(set) var bytesAdded: UInt64 = 0
+    private(set) var packsWritten = 0
 
-    init(repository: Repository, dryRun: Bool) {
+    init(repository: Repository, dryRun: Bool, openDataPacks: Int = backupOpenDataPacks) {
         self.repository = repository
         self.dryRun = dryRun
-        openData = Array(repeating: OpenPack(), count: Self.openDataPacks)
+        self.openDataPacks = openDataPacks
+        openData = Array(repeating: OpenPack(), count: openDataPacks)
     }
 
     private func checkoutWorker() -> Worker {
@@ -58,27 +62,36 @@ final class PackAssembler: @unchecked Sendable {
             plaintext, handle: handle, key: repository.keys.sealingKey(for: handle.type),
             nonce: repository.random.bytes(24), compressor: worker.compressor, scratch: &worker.scratch,
             appendingTo: &worker.sealed)
+        let full = add(handle, envelope: worker.sealed[...], rawLength: UInt32(plaintext.count))
+        returnWorker(worker)
+        if let full { try await write(full) }
+    }
+
+    /// Adds an already sealed envelope (prune copies blobs between packs without re-sealing:
+    /// the seal binds the blob's id and type, not its pack).
+    func storeSealed(_ handle: BlobHandle, envelope: ArraySlice<UInt8>, rawLength: UInt32) async throws {
+        if let full = add(handle, envelope: envelope, rawLength: rawLength) { try await write(full) }
+    }
+
+    private func add(_ handle: BlobHandle, envelope: ArraySlice<UInt8>, rawLength: UInt32) -> OpenPack? {
         let target = Int(repository.config.packTargetSize)
-        let full: OpenPack? = lock.withLock {
+        return lock.withLock {
             blobsAdded += 1
-            bytesAdded += UInt64(plaintext.count)
+            bytesAdded += UInt64(rawLength)
             func append(_ pack: inout OpenPack) -> OpenPack? {
                 pack.blobs.append(PackedBlob(
-                    handle: handle, offset: UInt32(pack.body.count), length: UInt32(worker.sealed.count),
-                    rawLength: UInt32(plaintext.count)))
+                    handle: handle, offset: UInt32(pack.body.count), length: UInt32(envelope.count), rawLength: rawLength))
                 if pack.body.isEmpty { pack.body.reserveCapacity(target + (4 << 20)) }
-                pack.body.append(contentsOf: worker.sealed)
+                pack.body.append(contentsOf: envelope)
                 guard pack.body.count >= target else { return nil }
                 defer { pack = OpenPack() }
                 return pack
             }
             switch handle.type {
-            case .data: return append(&openData[Int.random(in: 0..<Self.openDataPacks, using: &generator)])
+            case .data: return append(&openData[Int.random(in: 0..<openDataPacks, using: &generator)])
             case .tree: return append(&openTree)
             }
         }
-        returnWorker(worker)
-        if let full { try await write(full) }
     }
 
     /// Writes every partly filled pack and the index object for the packs not yet indexed.
@@ -101,6 +114,7 @@ final class PackAssembler: @unchecked Sendable {
         if !dryRun { try await repository.storage.write(ObjectName(.data, id.hex), body) }
         let due: [IndexFile.Pack] = lock.withLock {
             bytesStored += UInt64(body.count)
+            packsWritten += 1
             unindexed.append(IndexFile.Pack(id: id, length: UInt64(body.count), blobs: pack.blobs))
             guard unindexed.count >= threshold else { return [] }
             defer { unindexed = [] }

@@ -17,6 +17,7 @@ public enum RepositoryError: Error, CustomStringConvertible {
     case snapshotNotFound(String)
     case ambiguousSnapshot(String, matches: [SnapshotID])
     case noSnapshots
+    case locked(String)
 
     public var description: String {
         switch self {
@@ -36,6 +37,7 @@ public enum RepositoryError: Error, CustomStringConvertible {
         case .snapshotNotFound(let s): return "no snapshot matches \(s)"
         case .ambiguousSnapshot(let s, let m): return "\(s) matches \(m.count) snapshots; give more digits"
         case .noSnapshots: return "the repository has no snapshots"
+        case .locked(let why): return why
         }
     }
 }
