@@ -143,10 +143,11 @@ import Testing
         #expect(Array(cuts.suffix(after.count - first)) == Array(after[first...]))
     }
 
-    /// ChunkReader streams a file through a buffer of twice the maximum chunk and must cut it
-    /// exactly as chunking the whole file in memory does.
-    @Test(arguments: [0, 1, 16 << 10, 512 << 10, (3 << 20) + 12_345])
-    func chunkReaderMatchesInMemoryChunking(size: Int) async throws {
+    /// ChunkReader streams a file through a buffer of at most twice the maximum chunk and must
+    /// cut it exactly as chunking the whole file in memory does — also when the size it was told
+    /// is too small (a file that grew since it was stat'ed).
+    @Test(arguments: [0, 1, 16 << 10, 512 << 10, (3 << 20) + 12_345], [true, false])
+    func chunkReaderMatchesInMemoryChunking(size: Int, hintIsRight: Bool) async throws {
         let data = Fixture.bytes(size, seed: 15)
         try await withTemporaryDirectory { dir async throws in
             let path = dir + "/input"
@@ -154,7 +155,7 @@ import Testing
             let fd = open(path, O_RDONLY)
             #expect(fd >= 0)
             defer { close(fd) }
-            var reader = ChunkReader(fd: fd, chunker: chunker)
+            var reader = ChunkReader(fd: fd, chunker: chunker, sizeHint: hintIsRight ? size : 0)
             var lengths: [Int] = []
             var joined: [UInt8] = []
             while try reader.next({ chunk in

@@ -157,7 +157,7 @@ struct BackupWalker {
             warn(path, FileError(errno: errno, operation: "fstat"))
             return nil
         }
-        var reader = ChunkReader(fd: fd, chunker: repository.chunker)
+        var reader = ChunkReader(fd: fd, chunker: repository.chunker, sizeHint: Int(st.st_size))
         var chunks: [BlobID] = []
         do {
             while true {
