@@ -40,17 +40,7 @@ public final class SeededRandom: RandomSource, @unchecked Sendable {
 public enum ChaCha20 {
     /// The original (djb) ChaCha20 keystream with a 64-bit nonce, `crypto_stream_chacha20`.
     public static func keystream(count: Int, key: [UInt8], nonce8: [UInt8]) -> [UInt8] {
-        precondition(key.count == 32 && nonce8.count == 8)
-        var out = [UInt8](repeating: 0, count: count)
-        guard count > 0 else { return out }
-        out.withUnsafeMutableBytes { o in
-            key.withUnsafeBytes { k in
-                nonce8.withUnsafeBytes { n in
-                    _ = crypto_stream_chacha20(o.baseAddress!, UInt64(count), nonceBase(n), keyBase(k))
-                }
-            }
-        }
-        return out
+        keystream(count: count, key: SecureBytes(copying: key), nonce8: nonce8)
     }
 
     /// Same, keyed by secret storage.
