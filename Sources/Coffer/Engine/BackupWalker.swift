@@ -157,7 +157,7 @@ struct BackupWalker {
             warn(path, FileError(errno: errno, operation: "fstat"))
             return nil
         }
-        var reader = ChunkReader(fd: fd, chunker: repository.chunker, sizeHint: Int(st.st_size))
+        var reader = ChunkReader(fd: fd, cutter: cutter(for: fd), sizeHint: Int(st.st_size))
         var chunks: [BlobID] = []
         do {
             while true {
@@ -206,6 +206,15 @@ struct BackupWalker {
         summary.filesUnmodified += 1
         summary.bytesProcessed += size
         return previous.content
+    }
+
+    /// Page-aligned chunks for SQLite databases (when the repository enables it), FastCDC otherwise.
+    private func cutter(for fd: Int32) -> Cutter {
+        guard repository.config.databasePageChunking else { return .contentDefined(repository.chunker) }
+        var header = [UInt8](repeating: 0, count: 100)
+        let n = header.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, 100, 0) }
+        if n >= 18, let page = Cutter.sqlitePageSize(header: Array(header[0..<n])) { return .fixed(page) }
+        return .contentDefined(repository.chunker)
     }
 
     private mutating func storeTree(_ tree: Tree, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> BlobID {

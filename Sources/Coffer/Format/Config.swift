@@ -27,8 +27,11 @@ public struct RepositoryConfig: Sendable, Equatable {
     public var compressionLevel: Int32
     public var packTargetSize: UInt32
     public var createdNanos: Int64
+    /// Cut SQLite databases at their page boundaries instead of with FastCDC (FORMAT.md §4.3).
+    public var databasePageChunking: Bool
 
-    public init(formatVersion: UInt32 = Self.formatVersion, repositoryID: Raw256, chunker: ChunkerParameters, compressionLevel: Int32, packTargetSize: UInt32, createdNanos: Int64) {
+    public init(formatVersion: UInt32 = Self.formatVersion, repositoryID: Raw256, chunker: ChunkerParameters, compressionLevel: Int32, packTargetSize: UInt32, createdNanos: Int64, databasePageChunking: Bool = true) {
+        self.databasePageChunking = databasePageChunking
         self.formatVersion = formatVersion
         self.repositoryID = repositoryID
         self.chunker = chunker
@@ -48,6 +51,7 @@ public struct RepositoryConfig: Sendable, Equatable {
         w.u32(UInt32(bitPattern: compressionLevel))
         w.u32(packTargetSize)
         w.i64(createdNanos)
+        w.u8(databasePageChunking ? 1 : 0)
         return w.bytes
     }
 
@@ -64,6 +68,11 @@ public struct RepositoryConfig: Sendable, Equatable {
         compressionLevel = Int32(bitPattern: try r.u32())
         packTargetSize = try r.u32()
         createdNanos = try r.i64()
+        switch try r.u8() {
+        case 0: databasePageChunking = false
+        case 1: databasePageChunking = true
+        case let v: throw MalformedObject("config: unknown database chunking \(v)")
+        }
         try r.expectEnd()
     }
 }
