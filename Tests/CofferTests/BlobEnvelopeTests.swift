@@ -57,7 +57,7 @@ import Testing
 
     @Test func openingUnderAnotherIDFailsAuthentication() {
         let plaintext = Fixture.text(1000)
-        let (envelope, _, handle) = seal(plaintext)
+        let (envelope, _, _) = seal(plaintext)
         let other = BlobHandle(id: keys.blobID(of: Fixture.text(999)), type: .data)
         #expect(openError(envelope, handle: other, rawLength: plaintext.count)?.isAuthenticationFailed == true)
     }

@@ -36,27 +36,46 @@ public struct RestoreProgress: Sendable {
 
 extension Repository {
     /// Restores a snapshot into `request.target`. Every blob's seal and keyed id are checked
-    /// before its bytes reach a file; a file with a bad blob is removed and reported.
+    /// before its bytes reach a file; a file with a bad blob is removed and reported. Several
+    /// files are restored at once so both cores verify and decrypt.
     public func restore(_ request: RestoreRequest, progress: (@Sendable (RestoreProgress) -> Void)? = nil) async throws -> RestoreResult {
         let snapshot = try await loadSnapshot(request.snapshot)
         let index = try await loadIndex()
         var restorer = Restorer(repository: self, index: index, includes: request.includes.map { SnapshotPath.components($0) }, progress: progress)
         let target = RawPath(request.target)
         try restorer.makeDirectory(target)
-        try await restorer.restoreTree(snapshot.root, at: target, components: [])
+        try await withThrowingTaskGroup(of: FileOutcome.self) { group in
+            try await restorer.restoreTree(snapshot.root, at: target, components: [], group: &group)
+            while let outcome = try await group.next() { restorer.record(outcome) }
+        }
+        restorer.finish()
         return restorer.result
     }
 }
 
+/// What restoring one file's contents came to.
+struct FileOutcome: Sendable {
+    let path: RawPath
+    let bytes: UInt64
+    let problem: String?
+}
+
 struct Restorer {
+    static let filesInFlight = 4
+
     let repository: Repository
     let index: MasterIndex
     let includes: [[[UInt8]]]
     let progress: (@Sendable (RestoreProgress) -> Void)?
-    let decompressor = ZstdDecompressor()
     var result = RestoreResult()
-    /// (device, inode) of multiply-linked files already restored → where.
+    /// (device, inode) of multiply-linked files already being restored → where.
     var linked: [[UInt64]: RawPath] = [:]
+    /// Later names of hard-linked files, linked once every file is written.
+    var pendingLinks: [(first: RawPath, path: RawPath)] = []
+    /// Directories in the order they were entered; their times are set last, deepest first,
+    /// since writing into a directory changes its mtime.
+    var directories: [(RawPath, NodeMetadata)] = []
+    var inFlight = 0
     var lastReport: UInt64 = 0
 
     init(repository: Repository, index: MasterIndex, includes: [[[UInt8]]], progress: (@Sendable (RestoreProgress) -> Void)?) {
@@ -83,7 +102,7 @@ struct Restorer {
         }
     }
 
-    mutating func restoreTree(_ id: BlobID, at dir: RawPath, components: [[UInt8]]) async throws {
+    mutating func restoreTree(_ id: BlobID, at dir: RawPath, components: [[UInt8]], group: inout ThrowingTaskGroup<FileOutcome, any Error>) async throws {
         let tree = try await repository.loadTree(id, index: index)
         for node in tree.nodes {
             try Task.checkCancellation()
@@ -94,54 +113,93 @@ struct Restorer {
             switch node.content {
             case .directory(let subtree):
                 try makeDirectory(path)
-                try await restoreTree(subtree, at: path, components: comps)
+                directories.append((path, node.metadata))
+                try await restoreTree(subtree, at: path, components: comps, group: &group)
                 if selected { result.directories += 1 }
-                applyMetadata(path, node.metadata, isSymlink: false)
             case .file(let size, let chunks):
                 guard selected else { continue }
-                try await restoreFile(path, node: node, size: size, chunks: chunks)
+                try await submitFile(path, metadata: node.metadata, size: size, chunks: chunks, group: &group)
             case .symlink(let target):
                 guard selected else { continue }
-                unlinkIfPresent(path)
+                Self.unlinkIfPresent(path)
                 let ok = path.withCString { p in RawPath(bytes: target).withCString { symlink($0, p) } } == 0
                 if !ok {
                     result.problems.append(RestoreProblem(path: path.display, message: FileError(errno: errno, operation: "symlink").description))
                     continue
                 }
-                applyMetadata(path, node.metadata, isSymlink: true)
+                Self.applyMetadata(path, node.metadata, isSymlink: true)
                 result.symlinks += 1
             }
         }
     }
 
-    private func unlinkIfPresent(_ path: RawPath) { _ = path.withCString { unlink($0) } }
-
-    mutating func restoreFile(_ path: RawPath, node: TreeNode, size: UInt64, chunks: [BlobID]) async throws {
-        let meta = node.metadata
-        let linkKey = [meta.device, meta.inode]
-        if meta.links > 1, let first = linked[linkKey] {
-            unlinkIfPresent(path)
-            if first.withCString({ f in path.withCString { link(f, $0) } }) == 0 {
-                result.hardLinks += 1
+    private mutating func submitFile(_ path: RawPath, metadata meta: NodeMetadata, size: UInt64, chunks: [BlobID], group: inout ThrowingTaskGroup<FileOutcome, any Error>) async throws {
+        if meta.links > 1 {
+            let key = [meta.device, meta.inode]
+            if let first = linked[key] {
+                pendingLinks.append((first, path))
                 return
             }
+            linked[key] = path
         }
+        if inFlight >= Self.filesInFlight, let outcome = try await group.next() {
+            inFlight -= 1
+            record(outcome)
+        }
+        inFlight += 1
+        let repository = self.repository, index = self.index
+        group.addTask {
+            await Self.restoreContents(path, metadata: meta, size: size, chunks: chunks, repository: repository, index: index)
+        }
+    }
+
+    mutating func record(_ outcome: FileOutcome) {
+        result.bytes += outcome.bytes
+        if let problem = outcome.problem {
+            result.problems.append(RestoreProblem(path: outcome.path.display, message: problem))
+        } else {
+            result.files += 1
+        }
+        guard let progress else { return }
+        let now = DispatchFreeClock.nanos()
+        guard now - lastReport >= 100_000_000 else { return }
+        lastReport = now
+        progress(RestoreProgress(files: result.files, bytes: result.bytes, currentPath: outcome.path.display))
+    }
+
+    /// Hard links, then directory times, once all contents are written.
+    mutating func finish() {
+        for (first, path) in pendingLinks {
+            Self.unlinkIfPresent(path)
+            if first.withCString({ f in path.withCString { link(f, $0) } }) == 0 {
+                result.hardLinks += 1
+            } else {
+                result.problems.append(RestoreProblem(path: path.display, message: FileError(errno: errno, operation: "link to \(first.display)").description))
+            }
+        }
+        for (path, meta) in directories.reversed() { Self.applyMetadata(path, meta, isSymlink: false) }
+    }
+
+    static func unlinkIfPresent(_ path: RawPath) { _ = path.withCString { unlink($0) } }
+
+    /// Writes one file from its verified chunks; on any failure the file is removed, never left
+    /// holding wrong or partial bytes.
+    static func restoreContents(_ path: RawPath, metadata meta: NodeMetadata, size: UInt64, chunks: [BlobID], repository: Repository, index: MasterIndex) async -> FileOutcome {
         unlinkIfPresent(path)
         let fd = path.withCString { open($0, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600) }
         guard fd >= 0 else {
-            result.problems.append(RestoreProblem(path: path.display, message: FileError(errno: errno, operation: "create").description))
-            return
+            return FileOutcome(path: path, bytes: 0, problem: FileError(errno: errno, operation: "create").description)
         }
+        let decompressor = ZstdDecompressor()
         var failure: String? = nil
         var offset: UInt64 = 0
         do {
             for chunk in chunks {
+                try Task.checkCancellation()
                 let bytes = try await repository.loadBlob(BlobHandle(id: chunk, type: .data), index: index, decompressor: decompressor)
                 // All-zero chunks become holes: sparse files stay sparse.
-                if !Self.isZero(bytes) { try Self.writeAll(fd, bytes, at: offset) }
+                if !isZero(bytes) { try writeAll(fd, bytes, at: offset) }
                 offset += UInt64(bytes.count)
-                result.bytes += UInt64(bytes.count)
-                report(path)
             }
             if offset != size { failure = "restored \(offset) bytes, snapshot records \(size)" }
             if ftruncate(fd, off_t(offset)) != 0 { throw FileError(errno: errno, operation: "truncate") }
@@ -149,18 +207,17 @@ struct Restorer {
             failure = e.description
         } catch let e as FileError {
             failure = e.description
+        } catch {
+            failure = "\(error)"
         }
         close(fd)
         if let failure {
-            unlinkIfPresent(path)  // never leave wrong or partial bytes looking like the file
-            result.problems.append(RestoreProblem(path: path.display, message: failure))
-            return
+            unlinkIfPresent(path)
+            return FileOutcome(path: path, bytes: 0, problem: failure)
         }
         applyMetadata(path, meta, isSymlink: false)
-        if meta.links > 1 { linked[linkKey] = path }
-        result.files += 1
+        return FileOutcome(path: path, bytes: offset, problem: nil)
     }
-
     static func isZero(_ bytes: [UInt8]) -> Bool {
         bytes.withUnsafeBytes { raw in
             let words = raw.count / 8
@@ -186,7 +243,7 @@ struct Restorer {
     }
 
     /// Mode, owner (when root) and times; errors here are not worth failing a restore.
-    func applyMetadata(_ path: RawPath, _ meta: NodeMetadata, isSymlink: Bool) {
+    static func applyMetadata(_ path: RawPath, _ meta: NodeMetadata, isSymlink: Bool) {
         path.withCString { p in
             if geteuid() == 0 { _ = lchown(p, meta.uid, meta.gid) }
             if !isSymlink { _ = chmod(p, mode_t(meta.mode)) }
@@ -196,13 +253,6 @@ struct Restorer {
         }
     }
 
-    mutating func report(_ path: RawPath) {
-        guard let progress else { return }
-        let now = DispatchFreeClock.nanos()
-        guard now - lastReport >= 100_000_000 else { return }
-        lastReport = now
-        progress(RestoreProgress(files: result.files, bytes: result.bytes, currentPath: path.display))
-    }
 }
 
 /// Paths inside a snapshot, as `ls` prints them: `/` + source name + `/` + ….
