@@ -125,7 +125,11 @@ enum Interrupt {
             s.resume()
             return s
         }
-        defer { sources.forEach { $0.cancel() } }
+        defer {
+            sources.forEach { $0.cancel() }
+            signal(SIGINT, SIG_DFL)
+            signal(SIGTERM, SIG_DFL)
+        }
         return try await task.value
     }
 }

@@ -122,7 +122,7 @@ struct KeyPasswd: AsyncParsableCommand {
                     throw CLIError.usage("give the new password with --new-password-file")
                 }
                 guard p1 == p2, !p1.isEmpty else { throw CLIError.usage("the passwords are empty or do not match") }
-                password = SecureBytes(copying: Array(p1.utf8))
+                password = Secrets.firstLine(p1)
             }
             let cost = PasswordCost(
                 opsLimit: argon2Iterations ?? PasswordCost.standard.opsLimit,

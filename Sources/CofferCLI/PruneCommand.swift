@@ -40,7 +40,10 @@ enum PruneRunner {
         var opts = PruneOptions()
         opts.maxUnusedFraction = try parseShare(maxUnused)
         opts.dryRun = dryRun
-        opts.lockWaitNanos = UInt64(max(retryLock, 0) * 1e9)
+        guard retryLock.isFinite, (0...86_400).contains(retryLock) else {
+            throw CLIError.usage("--retry-lock takes a number of seconds from 0 to 86400")
+        }
+        opts.lockWaitNanos = UInt64(retryLock * 1e9)
         let finalOpts = opts
         let report = try await Interrupt.cancellingOnSignal {
             try await repo.prune(finalOpts) { step in if !quiet { Output.status(step) } }

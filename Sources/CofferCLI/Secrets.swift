@@ -5,6 +5,13 @@ import Glibc
 /// Reading passwords and keys without echo and without leaving copies around longer than needed.
 enum Secrets {
     static func readFile(_ path: String) throws -> String {
+        var bytes = try readBytes(path)
+        defer { secureZero(&bytes) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// A file's bytes; the caller zeroes them when they are secret.
+    static func readBytes(_ path: String) throws -> [UInt8] {
         guard let f = fopen(path, "r") else { throw CLIError.usage("cannot read \(path): \(String(cString: strerror(errno)))") }
         defer { fclose(f) }
         var bytes: [UInt8] = []
@@ -13,14 +20,18 @@ enum Secrets {
             if c == EOF { break }
             bytes.append(UInt8(c))
         }
-        defer { secureZero(&bytes) }
-        return String(decoding: bytes, as: UTF8.self)
+        return bytes
     }
 
-    /// Password from a file, COFFER_PASSWORD_FILE, COFFER_PASSWORD, or a no-echo prompt.
+    /// Password from a file, COFFER_PASSWORD_FILE, COFFER_PASSWORD, or a no-echo prompt. Bytes
+    /// are used as given (FORMAT.md §5.1): never re-encoded, so no two passwords collide.
     static func password(file: String?, prompt: String) throws -> SecureBytes {
-        if let file = file ?? Environment.value("COFFER_PASSWORD_FILE") { return firstLine(try readFile(file)) }
-        if let value = Environment.value("COFFER_PASSWORD") { return firstLine(value) }
+        if let file = file ?? Environment.value("COFFER_PASSWORD_FILE") {
+            var bytes = try readBytes(file)
+            defer { secureZero(&bytes) }
+            return firstLine(bytes)
+        }
+        if let value = Environment.value("COFFER_PASSWORD") { return firstLine(Array(value.utf8)) }
         guard let typed = promptNoEcho(prompt) else {
             throw CLIError.usage("no password given: set COFFER_PASSWORD or COFFER_PASSWORD_FILE, use --password-file, or run on a terminal")
         }
@@ -42,16 +53,16 @@ enum Secrets {
         return firstLine(first)
     }
 
-    private static func firstLine(_ s: String) -> SecureBytes {
-        let line = s.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        var bytes = Array(line.utf8)
-        if bytes.last == 13 { bytes.removeLast() }
-        defer { secureZero(&bytes) }
-        return SecureBytes(copying: bytes)
+    /// The bytes up to the first line feed, without a trailing carriage return.
+    static func firstLine(_ bytes: [UInt8]) -> SecureBytes {
+        var line = Array(bytes.prefix { $0 != 10 })
+        if line.last == 13 { line.removeLast() }
+        defer { secureZero(&line) }
+        return SecureBytes(copying: line)
     }
 
     /// Reads a line from /dev/tty with echo off; nil when there is no terminal.
-    static func promptNoEcho(_ prompt: String) -> String? {
+    static func promptNoEcho(_ prompt: String) -> [UInt8]? {
         let fd = open("/dev/tty", O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -70,7 +81,6 @@ enum Secrets {
         var bytes: [UInt8] = []
         var c: UInt8 = 0
         while read(fd, &c, 1) == 1 && c != 10 { bytes.append(c) }
-        defer { secureZero(&bytes) }
-        return String(decoding: bytes, as: UTF8.self)
+        return bytes
     }
 }

@@ -85,7 +85,9 @@ import Testing
             root: k.blobID(of: tree.encoded()), parent: nil, summary: summary)
         v.append(("snapshot-payload", Hex.encode(snapshot.encoded())))
 
-        let lock = LockRecord(exclusive: true, timeNanos: 1_764_000_000_000_000_000, hostname: "phone", username: "ana", pid: 4242)
+        let lock = LockRecord(
+            exclusive: true, timeNanos: 1_764_000_000_000_000_000, hostname: "phone", username: "ana", pid: 4242,
+            bootID: "6f1d3c52-0b4e-4f7a-9a1e-2d9c8b7a6e5f", pidNamespace: 4_026_531_836)
         v.append(("lock-payload", Hex.encode(lock.encoded())))
         return v
     }

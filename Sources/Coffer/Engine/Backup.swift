@@ -64,16 +64,18 @@ extension Repository {
     /// unreferenced packs. Cancelling the task stops it the same way.
     /// Holds a shared lock (none for a dry run), so prune cannot delete data it is about to reference.
     public func backup(_ request: BackupRequest, progress: (@Sendable (BackupProgress) -> Void)? = nil) async throws -> BackupResult {
-        if request.dryRun { return try await runBackup(request, progress: progress) }
-        return try await withLock(exclusive: false, waitNanos: request.lockWaitNanos) {
-            try await runBackup(request, progress: progress)
+        if request.dryRun { return try await runBackup(request, lock: nil, progress: progress) }
+        return try await withLock(exclusive: false, waitNanos: request.lockWaitNanos) { lock in
+            try await runBackup(request, lock: lock, progress: progress)
         }
     }
 
-    private func runBackup(_ request: BackupRequest, progress: (@Sendable (BackupProgress) -> Void)?) async throws -> BackupResult {
+    private func runBackup(_ request: BackupRequest, lock: RepositoryLock?, progress: (@Sendable (BackupProgress) -> Void)?) async throws -> BackupResult {
         let started = DispatchFreeClock.nanos()
         let index = try await loadIndex()
-        let assembler = PackAssembler(repository: self, dryRun: request.dryRun)
+        // Nothing that references data (an index, the snapshot) is written unless the lock
+        // still certainly holds: a prune may only have run if it lapsed.
+        let assembler = PackAssembler(repository: self, dryRun: request.dryRun, beforeIndex: { try await lock?.ensureHeld() })
         let parent = try await findParent(request)
         var walker = BackupWalker(repository: self, request: request, index: index, assembler: assembler, progress: progress, started: started)
 
@@ -92,6 +94,7 @@ extension Repository {
             timeNanos: Self.nowNanos(), hostname: request.hostname ?? Self.hostname(), username: Self.username(),
             paths: walker.absolutePaths, tags: request.tags, root: rootID, parent: parent?.id, summary: summary)
         if request.dryRun { return BackupResult(snapshotID: nil, snapshot: snapshot, warnings: walker.warnings) }
+        try await lock?.ensureHeld()
         let (id, _) = try await saveSnapshot(snapshot)
         return BackupResult(snapshotID: id, snapshot: snapshot, warnings: walker.warnings)
     }

@@ -183,9 +183,7 @@ struct BackupWalker {
             return nil
         }
         report(path)
-        var meta = Self.metadata(st)
-        meta.mtimeNanos = Self.nanos(st.st_mtim)
-        return (reader.bytesRead, chunks, meta)
+        return (reader.bytesRead, chunks, Self.metadata(st))
     }
 
     /// A parent tree, or nil when there is none or it cannot be read (then files are simply read again).
@@ -219,6 +217,7 @@ struct BackupWalker {
 
     private mutating func storeTree(_ tree: Tree, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> BlobID {
         let bytes = tree.encoded()
+        guard bytes.count < Int(UInt32.max) - (64 << 20) else { throw RepositoryError.treeTooLarge("a directory or file list") }
         let handle = BlobHandle(id: repository.keys.blobID(of: bytes), type: .tree)
         if !index.contains(handle) && pending.insert(handle).inserted {
             try await submit(handle, bytes, group: &group)

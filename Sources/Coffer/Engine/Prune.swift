@@ -35,11 +35,15 @@ public struct PruneReport: Sendable, Codable {
 }
 
 public enum PruneError: Error, CustomStringConvertible {
-    case missingBlobs(count: Int, example: BlobHandle)
+    case missingBlobs(count: Int, example: BlobHandle, damagedPacks: [PackID])
+    case deleteFailed([String])
     public var description: String {
         switch self {
-        case .missingBlobs(let n, let e):
-            return "\(n) blobs used by snapshots are in no index (e.g. \(e)); nothing was deleted — run `coffer check`"
+        case .missingBlobs(let n, let e, let damaged):
+            let packs = damaged.isEmpty ? "" : " (indexed packs missing or of the wrong size: \(damaged.map(\.short).joined(separator: ", ")))"
+            return "\(n) blobs used by snapshots are in no usable pack (e.g. \(e))\(packs); nothing was deleted — run `coffer check`"
+        case .deleteFailed(let failures):
+            return "the new index is written, but \(failures.count) old objects could not be deleted (\(failures.prefix(3).joined(separator: "; "))); run prune again"
         }
     }
 }
@@ -84,6 +88,11 @@ extension Repository {
             for p in file.packs where packs[p.id] == nil { packs[p.id] = p }
         }
         let stored = try await storage.list(.data)
+        // Only packs that are really there, at their indexed length, may supply a blob: a used
+        // blob must never be "kept" in a missing pack while its good copy is deleted.
+        let storedSizes = Dictionary(stored.map { ($0.name.name, $0.size) }, uniquingKeysWith: { a, _ in a })
+        let unusable = packs.values.filter { storedSizes[$0.id.hex] != Int($0.length) }
+        for p in unusable { packs[p.id] = nil }
         report.packsBefore = stored.count
         report.bytesBefore = stored.reduce(0) { $0 + UInt64($1.size) }
         let unreferenced = stored.filter { PackID(hex: $0.name.name).map { packs[$0] == nil } ?? false }
@@ -96,7 +105,9 @@ extension Repository {
         report.blobsUsed = unclaimed.count
 
         var plans = Self.planPacks(packs.values.sorted { $0.id < $1.id }, unclaimed: &unclaimed, options: options, packTarget: Int(config.packTargetSize))
-        if let example = unclaimed.first { throw PruneError.missingBlobs(count: unclaimed.count, example: example) }
+        if let example = unclaimed.first {
+            throw PruneError.missingBlobs(count: unclaimed.count, example: example, damagedPacks: unusable.map(\.id))
+        }
         report.unusedBytesBefore = plans.reduce(0) { $0 + $1.unusedBytes }
         report.blobsRemoved = plans.reduce(0) { $0 + ($1.action == .keep ? 0 : $1.pack.blobs.count - $1.keep.count) }
         report.packsDeleted = plans.filter { $0.action == .delete }.count
@@ -119,7 +130,11 @@ extension Repository {
             let name = ObjectName(.data, plan.pack.id.hex)
             let bytes = try await storage.read(name)
             for blob in plan.keep {
-                let envelope = bytes[Int(blob.offset)..<Int(blob.offset) + Int(blob.length)]
+                let end = Int(blob.offset) + Int(blob.length)
+                guard end <= bytes.count else {
+                    throw RepositoryError.blobDamaged(blob.handle, pack: plan.pack.id, detail: "pack truncated; nothing was deleted")
+                }
+                let envelope = bytes[Int(blob.offset)..<end]
                 do {
                     _ = try BlobEnvelope.open(envelope, handle: blob.handle, rawLength: Int(blob.rawLength), keys: keys, decompressor: decompressor)
                 } catch {
@@ -134,13 +149,23 @@ extension Repository {
         let kept = plans.filter { $0.action == .keep }.map(\.pack)
         for batch in Self.batches(kept, maxBlobs: 65_536) { _ = try await saveIndex(IndexFile(packs: batch)) }
         // 3. Only now delete what the new index no longer needs: old index objects, then packs.
+        //    Ctrl-C is honoured up to here; from here on the deletions run to the end.
+        try Task.checkCancellation()
         progress?("deleting \(indexNames.count) old index objects and \(report.packsDeleted + report.packsRepacked + unreferenced.count) packs")
-        for name in indexNames { try await storage.delete(name) }
+        var failures: [String] = []
+        for name in indexNames {
+            do { try await storage.delete(name) } catch { failures.append("\(name): \(error)") }
+        }
         report.indexObjectsReplaced = indexNames.count
         plans.removeAll { $0.action == .keep }
-        for plan in plans { try? await storage.delete(ObjectName(.data, plan.pack.id.hex)) }
-        for object in unreferenced { try? await storage.delete(object.name) }
+        // Truncated packs no longer named by the new index go too: their blobs were found elsewhere.
+        let truncated = unusable.filter { storedSizes[$0.id.hex] != nil }.map { ObjectName(.data, $0.id.hex) }
+        let doomed = plans.map { ObjectName(.data, $0.pack.id.hex) } + unreferenced.map(\.name) + truncated
+        for name in doomed {
+            do { try await storage.delete(name) } catch StorageError.notFound {} catch { failures.append("\(name): \(error)") }
+        }
         report.bytesAfter = try await storage.list(.data).reduce(0) { $0 + UInt64($1.size) }
+        if !failures.isEmpty { throw PruneError.deleteFailed(failures) }
         return report
     }
 

@@ -1,33 +1,40 @@
-/// Which blobs the snapshots still use. Each tree is read once however many snapshots share it,
-/// and the result is a set of handles (about 60 bytes each), not a map of objects.
+/// Which blobs the snapshots still use. Each distinct tree is read once however many snapshots
+/// share it; the used set holds handles (about 60 bytes each), not objects.
 struct Reachability {
     var used = Set<BlobHandle>()
     /// Logical bytes: the size of every file in every snapshot, counted per snapshot.
     var logicalBytes: UInt64 = 0
     var files: UInt64 = 0
+    /// Logical size and file count below each tree already read, so a shared tree counts again
+    /// for every snapshot without being read again.
+    private var totals: [BlobID: (bytes: UInt64, files: UInt64)] = [:]
 
     mutating func add(_ snapshot: Snapshot, repository: Repository, index: MasterIndex) async throws {
-        try await addTree(snapshot.root, repository: repository, index: index, countLogical: true)
+        let t = try await addTree(snapshot.root, repository: repository, index: index)
+        logicalBytes += t.bytes
+        files += t.files
     }
 
-    private mutating func addTree(_ id: BlobID, repository: Repository, index: MasterIndex, countLogical: Bool) async throws {
-        let firstVisit = used.insert(BlobHandle(id: id, type: .tree)).inserted
-        // A tree seen before contributes no new blobs; it is read again only to count logical size.
-        guard firstVisit || countLogical else { return }
+    private mutating func addTree(_ id: BlobID, repository: Repository, index: MasterIndex) async throws -> (bytes: UInt64, files: UInt64) {
+        if let known = totals[id] { return known }
+        used.insert(BlobHandle(id: id, type: .tree))
         let tree = try await repository.loadTree(id, index: index)
+        var total: (bytes: UInt64, files: UInt64) = (0, 0)
         for node in tree.nodes {
             switch node.content {
             case .file(let size, let chunks):
-                if countLogical {
-                    logicalBytes += size
-                    files += 1
-                }
-                if firstVisit { for c in chunks { used.insert(BlobHandle(id: c, type: .data)) } }
+                total.bytes += size
+                total.files += 1
+                for c in chunks { used.insert(BlobHandle(id: c, type: .data)) }
             case .directory(let sub):
-                try await addTree(sub, repository: repository, index: index, countLogical: countLogical)
+                let t = try await addTree(sub, repository: repository, index: index)
+                total.bytes += t.bytes
+                total.files += t.files
             case .symlink:
                 break
             }
         }
+        totals[id] = total
+        return total
     }
 }

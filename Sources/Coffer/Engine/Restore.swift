@@ -53,6 +53,13 @@ extension Repository {
     }
 }
 
+struct LinkKey: Hashable {
+    let device: UInt64
+    let inode: UInt64
+    let size: UInt64
+    let chunks: [BlobID]
+}
+
 /// What restoring one file's contents came to.
 struct FileOutcome: Sendable {
     let path: RawPath
@@ -69,7 +76,7 @@ struct Restorer {
     let progress: (@Sendable (RestoreProgress) -> Void)?
     var result = RestoreResult()
     /// (device, inode) of multiply-linked files already being restored → where.
-    var linked: [[UInt64]: RawPath] = [:]
+    var linked: [LinkKey: RawPath] = [:]
     /// Later names of hard-linked files, linked once every file is written.
     var pendingLinks: [(first: RawPath, path: RawPath)] = []
     /// Directories in the order they were entered; their times are set last, deepest first,
@@ -96,9 +103,15 @@ struct Restorer {
         return (false, onTheWay)
     }
 
+    /// Creates a directory, or reuses one that exists. Anything else in the way (a symlink
+    /// above all, which could lead writes outside the target) is removed first.
     mutating func makeDirectory(_ path: RawPath) throws {
-        if path.withCString({ mkdir($0, 0o700) }) != 0 && errno != EEXIST {
-            throw FileError(errno: errno, operation: "mkdir \(path.display)")
+        if path.withCString({ mkdir($0, 0o700) }) == 0 { return }
+        guard errno == EEXIST else { throw FileError(errno: errno, operation: "mkdir \(path.display)") }
+        var st = Glibc.stat()
+        if path.withCString({ lstat($0, &st) }) == 0 && (st.st_mode & S_IFMT) == S_IFDIR { return }
+        guard path.withCString({ unlink($0) }) == 0, path.withCString({ mkdir($0, 0o700) }) == 0 else {
+            throw FileError(errno: errno, operation: "replace \(path.display) with a directory")
         }
     }
 
@@ -135,7 +148,9 @@ struct Restorer {
 
     private mutating func submitFile(_ path: RawPath, metadata meta: NodeMetadata, size: UInt64, chunks: [BlobID], group: inout ThrowingTaskGroup<FileOutcome, any Error>) async throws {
         if meta.links > 1 {
-            let key = [meta.device, meta.inode]
+            // Same inode and same content: an inode reused during the backup must not link
+            // two different files.
+            let key = LinkKey(device: meta.device, inode: meta.inode, size: size, chunks: chunks)
             if let first = linked[key] {
                 pendingLinks.append((first, path))
                 return

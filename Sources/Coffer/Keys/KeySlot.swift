@@ -16,6 +16,10 @@ public struct PasswordCost: Sendable, Equatable, CustomStringConvertible {
     public static let insecureMinimum = PasswordCost(opsLimit: Argon2id.minimumOpsLimit, memoryBytes: 8 << 10)
 
     public var description: String { "argon2id t=\(opsLimit) m=\(memoryBytes >> 10)KiB p=1" }
+
+    /// Largest costs a slot may ask for (FORMAT.md §5.1).
+    public static let maximumOpsLimit: UInt64 = 64
+    public static let maximumMemoryBytes: UInt64 = 4 << 30
 }
 
 /// What a person presents to open a repository.
@@ -97,6 +101,10 @@ public struct KeySlot: Sendable {
             case 1:
                 let ops = try r.u64()
                 let mem = try r.u64()
+                // Costs come from storage: bound them so a planted slot cannot exhaust memory or time.
+                guard (1...PasswordCost.maximumOpsLimit).contains(ops), (8 << 10...PasswordCost.maximumMemoryBytes).contains(mem) else {
+                    throw MalformedObject("key slot \(id.short): Argon2id cost out of range (t=\(ops), m=\(mem) bytes)")
+                }
                 kind = .password(PasswordCost(opsLimit: ops, memoryBytes: mem))
             case 2: kind = .recoveryKey
             case let k: throw MalformedObject("key slot \(id.short): unknown kind \(k)")

@@ -21,6 +21,7 @@ final class PackAssembler: @unchecked Sendable {
     /// Backups spread data blobs over three open packs; prune packs tightly into one.
     static let backupOpenDataPacks = 3
     private let openDataPacks: Int
+    private let beforeIndex: (@Sendable () async throws -> Void)?
 
     private let repository: Repository
     private let dryRun: Bool
@@ -36,12 +37,18 @@ final class PackAssembler: @unchecked Sendable {
     /// found and reused by the next run (FORMAT.md §11).
     static let packsPerIndex = 8
     private var generator = SystemRandomNumberGenerator()
-    private(set) var bytesStored: UInt64 = 0
-    private(set) var blobsAdded: UInt64 = 0
-    private(set) var bytesAdded: UInt64 = 0
-    private(set) var packsWritten = 0
+    // Counters: written by sealing tasks under `lock`, so read through the accessors below.
+    private var _bytesStored: UInt64 = 0
+    private var _blobsAdded: UInt64 = 0
+    private var _bytesAdded: UInt64 = 0
+    private var _packsWritten = 0
+    var bytesStored: UInt64 { lock.withLock { _bytesStored } }
+    var blobsAdded: UInt64 { lock.withLock { _blobsAdded } }
+    var bytesAdded: UInt64 { lock.withLock { _bytesAdded } }
+    var packsWritten: Int { lock.withLock { _packsWritten } }
 
-    init(repository: Repository, dryRun: Bool, openDataPacks: Int = backupOpenDataPacks) {
+    init(repository: Repository, dryRun: Bool, openDataPacks: Int = backupOpenDataPacks, beforeIndex: (@Sendable () async throws -> Void)? = nil) {
+        self.beforeIndex = beforeIndex
         self.repository = repository
         self.dryRun = dryRun
         self.openDataPacks = openDataPacks
@@ -56,6 +63,8 @@ final class PackAssembler: @unchecked Sendable {
 
     /// Seals `plaintext` as `handle` and adds it to a pack, writing the pack if it is full.
     func store(_ handle: BlobHandle, plaintext: ArraySlice<UInt8>) async throws {
+        // Lengths in packs and indexes are u32 (FORMAT.md §7.2).
+        guard plaintext.count < Int(UInt32.max) - (64 << 20) else { throw RepositoryError.treeTooLarge("\(handle)") }
         let worker = checkoutWorker()
         worker.sealed.removeAll(keepingCapacity: true)
         _ = BlobEnvelope.seal(
@@ -76,8 +85,8 @@ final class PackAssembler: @unchecked Sendable {
     private func add(_ handle: BlobHandle, envelope: ArraySlice<UInt8>, rawLength: UInt32) -> OpenPack? {
         let target = Int(repository.config.packTargetSize)
         return lock.withLock {
-            blobsAdded += 1
-            bytesAdded += UInt64(rawLength)
+            _blobsAdded += 1
+            _bytesAdded += UInt64(rawLength)
             func append(_ pack: inout OpenPack) -> OpenPack? {
                 pack.blobs.append(PackedBlob(
                     handle: handle, offset: UInt32(pack.body.count), length: UInt32(envelope.count), rawLength: rawLength))
@@ -113,8 +122,8 @@ final class PackAssembler: @unchecked Sendable {
         PackFormat.finish(body: &body, blobs: pack.blobs, packID: id, key: repository.keys.metadataSealing, random: repository.random)
         if !dryRun { try await repository.storage.write(ObjectName(.data, id.hex), body) }
         let due: [IndexFile.Pack] = lock.withLock {
-            bytesStored += UInt64(body.count)
-            packsWritten += 1
+            _bytesStored += UInt64(body.count)
+            _packsWritten += 1
             unindexed.append(IndexFile.Pack(id: id, length: UInt64(body.count), blobs: pack.blobs))
             guard unindexed.count >= threshold else { return [] }
             defer { unindexed = [] }
@@ -126,7 +135,8 @@ final class PackAssembler: @unchecked Sendable {
     /// Index objects are written only after the packs they name are stored.
     private func writeIndex(_ packs: [IndexFile.Pack]) async throws {
         guard !packs.isEmpty, !dryRun else { return }
+        try await beforeIndex?()
         let size = try await repository.saveIndex(IndexFile(packs: packs))
-        lock.withLock { bytesStored += UInt64(size) }
+        lock.withLock { _bytesStored += UInt64(size) }
     }
 }

@@ -36,6 +36,9 @@ public final class Repository: Sendable {
     ) async throws -> Repository {
         Sodium.initialize()
         if try await storage.stat(.config) != nil { throw RepositoryError.alreadyInitialized(location: storage.location) }
+        // Slots left by an interrupted init would open with the same password and then fail on
+        // the new config: refuse rather than mix them.
+        if try await !storage.list(.keys).isEmpty { throw RepositoryError.alreadyInitialized(location: storage.location) }
         if let local = storage as? LocalStorage { try local.createLayout() }
         let master = MasterKey.generate()
         let keys = RepositoryKeys(master: master)
@@ -56,8 +59,9 @@ public final class Repository: Sendable {
         guard let configObject = try await storage.stat(.config), configObject.size > 0 else {
             throw RepositoryError.noRepository(location: storage.location)
         }
-        let slots = try await loadKeySlots(storage)
+        let slots = try await loadKeySlots(storage, skipMalformed: true)
         var matching = 0
+        var configFailure: RepositoryError? = nil
         for slot in slots {
             switch (slot.kind, credential) {
             case (.password, .password), (.recoveryKey, .recoveryKey): matching += 1
@@ -70,7 +74,10 @@ public final class Repository: Sendable {
             do {
                 payload = try SealedObject.open(stored, kind: .config, id: .zero, key: keys.metadataSealing)
             } catch {
-                throw RepositoryError.tampered(.config, detail: "\(error)")
+                // Either the config was tampered with, or this slot wraps another master key
+                // (left by an interrupted init): try the other slots first.
+                configFailure = RepositoryError.tampered(.config, detail: "\(error)")
+                continue
             }
             let config: RepositoryConfig
             do { config = try RepositoryConfig(decoding: payload) } catch {
@@ -81,14 +88,18 @@ public final class Repository: Sendable {
             }
             return Repository(storage: storage, config: config, keys: keys, openedWith: slot.id, random: random)
         }
+        if let configFailure { throw configFailure }
         throw matching == 0 ? RepositoryError.noUsableKeySlot : RepositoryError.wrongCredential
     }
 
-    static func loadKeySlots(_ storage: any Storage) async throws -> [KeySlot] {
+    /// All key slots. A malformed one fails the listing, or is left out with `skipMalformed`
+    /// (opening must not be blocked by one damaged or planted slot).
+    static func loadKeySlots(_ storage: any Storage, skipMalformed: Bool = false) async throws -> [KeySlot] {
         var slots: [KeySlot] = []
         for object in try await storage.list(.keys) {
             guard let id = KeySlotID(hex: object.name.name) else { continue }
             do { slots.append(try KeySlot.decode(try await storage.read(object.name), id: id)) } catch {
+                if skipMalformed { continue }
                 throw RepositoryError.malformed(object.name, detail: "\(error)")
             }
         }

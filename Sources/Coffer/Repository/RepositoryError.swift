@@ -18,6 +18,8 @@ public enum RepositoryError: Error, CustomStringConvertible {
     case ambiguousSnapshot(String, matches: [SnapshotID])
     case noSnapshots
     case locked(String)
+    case lockLost(String)
+    case treeTooLarge(String)
 
     public var description: String {
         switch self {
@@ -38,6 +40,8 @@ public enum RepositoryError: Error, CustomStringConvertible {
         case .ambiguousSnapshot(let s, let m): return "\(s) matches \(m.count) snapshots; give more digits"
         case .noSnapshots: return "the repository has no snapshots"
         case .locked(let why): return why
+        case .lockLost(let why): return "stopped before writing the snapshot: the repository lock was lost (\(why)); nothing written so far is referenced, run the backup again"
+        case .treeTooLarge(let path): return "\(path): the list of its contents is too large for one tree blob (4 GiB) in repository format 1"
         }
     }
 }

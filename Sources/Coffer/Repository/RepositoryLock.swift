@@ -14,6 +14,10 @@ public final class RepositoryLock: @unchecked Sendable {
     private let mutex = Lock()
     private var current: Raw256
     private var refresher: Task<Void, Never>? = nil
+    /// CLOCK_BOOTTIME of the last successful write of our lock object; it counts suspended
+    /// time, so a laptop that slept through the stale period notices.
+    private var lastWritten = BootClock.nanos()
+    private var refreshError: (any Error)? = nil
 
     init(repository: Repository, exclusive: Bool, current: Raw256) {
         self.repository = repository
@@ -26,7 +30,7 @@ public final class RepositoryLock: @unchecked Sendable {
             while !Task.isCancelled {
                 try? await Task.sleep(nanoseconds: Self.refreshInterval)
                 guard !Task.isCancelled, let self else { return }
-                try? await self.refresh()
+                do { try await self.refresh() } catch { self.mutex.withLock { self.refreshError = error } }
             }
         }
     }
@@ -34,15 +38,35 @@ public final class RepositoryLock: @unchecked Sendable {
     private func refresh() async throws {
         let fresh = try await repository.writeLock(exclusive: exclusive)
         let old = mutex.withLock { () -> Raw256 in
-            defer { current = fresh }
+            defer {
+                current = fresh
+                lastWritten = BootClock.nanos()
+                refreshError = nil
+            }
             return current
         }
         try? await repository.storage.delete(ObjectName(.locks, old.hex))
     }
 
+    /// Throws unless the lock is certainly still ours: refreshed recently (by a clock that counts
+    /// sleep) and its object still present. Called before writing anything that references
+    /// data, so a backup whose lock lapsed (and that prune may have raced) stops instead of
+    /// writing a snapshot that points at deleted packs.
+    public func ensureHeld() async throws {
+        let (id, written, failure) = mutex.withLock { (current, lastWritten, refreshError) }
+        let margin: Int64 = 5 * 60 * 1_000_000_000
+        guard BootClock.nanos() - written < UInt64(Self.staleAfterNanos - margin) else {
+            throw RepositoryError.lockLost("the lock was not refreshed for too long\(failure.map { " (\($0))" } ?? "")")
+        }
+        guard try await repository.storage.stat(ObjectName(.locks, id.hex)) != nil else {
+            throw RepositoryError.lockLost("its lock object was removed by another process")
+        }
+    }
+
     /// Removes the lock object; call once when the work is done (or failed).
     public func release() async {
         refresher?.cancel()
+        await refresher?.value  // a refresh in progress must not leave a fresh lock behind
         let id = mutex.withLock { current }
         try? await repository.storage.delete(ObjectName(.locks, id.hex))
     }
@@ -63,7 +87,7 @@ extension Repository {
         let id = Raw256(random.bytes(32))
         let record = LockRecord(
             exclusive: exclusive, timeNanos: Self.nowNanos(), hostname: Self.hostname(), username: Self.username(),
-            pid: UInt32(getpid()))
+            pid: UInt32(getpid()), bootID: LockRecord.currentBootID, pidNamespace: LockRecord.currentPIDNamespace)
         _ = try await saveSealed(record.encoded(), kind: .lock, folder: .locks, id: id)
         return id
     }
@@ -75,14 +99,21 @@ extension Repository {
         var out: [FoundLock] = []
         for object in try await storage.list(.locks) {
             guard let id = Hex.decode(object.name.name).map(Raw256.init) else { continue }
-            guard let payload = try? await loadSealed(kind: .lock, name: object.name, id: id),
-                let record = try? LockRecord(decoding: payload, name: String(object.name.name.prefix(8)))
-            else {
+            let payload: [UInt8]
+            do { payload = try await loadSealed(kind: .lock, name: object.name, id: id) } catch RepositoryError.missingObject {
+                continue  // released between the listing and the read
+            } catch {
                 out.append(FoundLock(name: object.name, record: nil, stale: false, processGone: false))
                 continue
             }
-            let gone = record.hostname == host && kill(pid_t(record.pid), 0) != 0 && errno == ESRCH
-            let expired = now - record.timeNanos > RepositoryLock.staleAfterNanos
+            guard let record = try? LockRecord(decoding: payload, name: String(object.name.name.prefix(8))) else {
+                out.append(FoundLock(name: object.name, record: nil, stale: false, processGone: false))
+                continue
+            }
+            // "Gone" only when certain: same host, same boot, same PID namespace, no such pid.
+            let here = record.hostname == host && record.bootID == LockRecord.currentBootID && record.pidNamespace == LockRecord.currentPIDNamespace
+            let gone = here && kill(pid_t(record.pid), 0) != 0 && errno == ESRCH
+            let expired = now &- record.timeNanos > RepositoryLock.staleAfterNanos
             out.append(FoundLock(name: object.name, record: record, stale: gone || expired, processGone: gone))
         }
         return out
@@ -91,7 +122,7 @@ extension Repository {
     /// Takes a lock, retrying for up to `waitNanos` while a conflicting lock is held. Locks of
     /// processes that are gone from this host are removed on the way.
     public func lock(exclusive: Bool, waitNanos: UInt64 = 0) async throws -> RepositoryLock {
-        let deadline = DispatchFreeClock.nanos() + waitNanos
+        let deadline = DispatchFreeClock.nanos() &+ min(waitNanos, 7 * 24 * 3600 * 1_000_000_000)
         while true {
             let mine = try await writeLock(exclusive: exclusive)
             var conflict: String? = nil
@@ -122,16 +153,21 @@ extension Repository {
     }
 
     /// Runs `body` under a lock and always releases it.
-    public func withLock<T: Sendable>(exclusive: Bool, waitNanos: UInt64 = 0, _ body: () async throws -> T) async throws -> T {
+    public func withLock<T: Sendable>(exclusive: Bool, waitNanos: UInt64 = 0, _ body: (RepositoryLock) async throws -> T) async throws -> T {
         let held = try await lock(exclusive: exclusive, waitNanos: waitNanos)
         do {
-            let result = try await body()
+            let result = try await body(held)
             await held.release()
             return result
         } catch {
             await held.release()
             throw error
         }
+    }
+
+    /// Runs `body` under a lock that it does not need to see.
+    public func withLock<T: Sendable>(exclusive: Bool, waitNanos: UInt64 = 0, _ body: () async throws -> T) async throws -> T {
+        try await withLock(exclusive: exclusive, waitNanos: waitNanos) { (_: RepositoryLock) in try await body() }
     }
 
     /// Deletes stale locks (or every lock with `all`); returns what was removed.
@@ -142,5 +178,14 @@ extension Repository {
             removed.append(found.name)
         }
         return removed
+    }
+}
+
+/// CLOCK_BOOTTIME in nanoseconds: monotonic, and it keeps counting while the machine sleeps.
+enum BootClock {
+    static func nanos() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_BOOTTIME, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 }
