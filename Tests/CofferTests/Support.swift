@@ -137,7 +137,7 @@ func treeContents(_ root: String) throws -> [String: TreeEntry] {
 enum RepositoryErrorKind: Equatable {
     case noRepository, alreadyInitialized, wrongCredential, noUsableKeySlot, lastKeySlot, keySlotNotFound
     case ambiguousKeySlot, unsupportedFormat, tampered, malformed, missingObject, blobNotInIndex, blobDamaged
-    case snapshotNotFound, ambiguousSnapshot, noSnapshots, locked
+    case snapshotNotFound, ambiguousSnapshot, noSnapshots, locked, lockLost, treeTooLarge
 }
 
 extension RepositoryError {
@@ -159,7 +159,11 @@ extension RepositoryError {
         case .snapshotNotFound: .snapshotNotFound
         case .ambiguousSnapshot: .ambiguousSnapshot
         case .locked: .locked
+        case .lockLost: .lockLost
+        case .treeTooLarge: .treeTooLarge
         case .noSnapshots: .noSnapshots
+        case .lockLost: .lockLost
+        case .treeTooLarge: .treeTooLarge
         }
     }
 }
