@@ -101,7 +101,7 @@ import Testing
     @Test func configRoundTrips() throws {
         let config = Self.sampleConfig()
         #expect(try RepositoryConfig(decoding: config.encoded()) == config)
-        #expect(config.encoded().count == 1 + 4 + 32 + 4 * 5 + 8)
+        #expect(config.encoded().count == 1 + 4 + 32 + 4 * 5 + 8 + 1)
         #expect(config.formatVersion == RepositoryConfig.formatVersion)
     }
 

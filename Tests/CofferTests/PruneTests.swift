@@ -195,10 +195,22 @@ import Testing
     @Test func aLockWhoseProcessIsGoneFromThisHostIsRemovedAutomatically() async throws {
         try await withRepository { repo in
             // pid_max on Linux is at most 4194304, so this pid cannot exist.
-            let name = try await plant(repo, LockRecord(exclusive: true, timeNanos: Repository.nowNanos(), hostname: Repository.hostname(), username: "x", pid: 4_194_304 + 7))
+            let name = try await plant(repo, LockRecord(exclusive: true, timeNanos: Repository.nowNanos(), hostname: Repository.hostname(), username: "x", pid: 4_194_304 + 7,
+                bootID: LockRecord.currentBootID, pidNamespace: LockRecord.currentPIDNamespace))
             let held = try await repo.lock(exclusive: true)
             #expect(try await repo.storage.stat(name) == nil)
             await held.release()
+        }
+    }
+
+    @Test func aMissingPidInAnotherPIDNamespaceIsNotTakenAsGone() async throws {
+        try await withRepository { repo in
+            // Same host name, but another PID namespace (a container): the pid says nothing.
+            let name = try await plant(repo, LockRecord(
+                exclusive: true, timeNanos: Repository.nowNanos(), hostname: Repository.hostname(), username: "x", pid: 4_194_304 + 7,
+                bootID: LockRecord.currentBootID, pidNamespace: LockRecord.currentPIDNamespace &+ 1))
+            await #expect(throws: RepositoryError.self) { _ = try await repo.lock(exclusive: true) }
+            #expect(try await repo.storage.stat(name) != nil)
         }
     }
 
