@@ -36,6 +36,18 @@ import Testing
         #expect(try BlobEnvelope.open(envelope[...], handle: handle, rawLength: length, keys: keys, decompressor: decompressor) == plaintext)
     }
 
+    /// A document whose text sits only at its start or end (a PDF with an embedded photo in the
+    /// middle) is still compressed: the cheap test samples start, middle and end.
+    @Test(arguments: [true, false])
+    func textAtOneEndOfARandomChunkIsCompressed(textFirst: Bool) throws {
+        let text = Fixture.text(90_000), noise = Fixture.bytes(300_000, seed: 32)
+        let plaintext = textFirst ? text + noise : noise + text
+        let (envelope, compression, handle) = seal(plaintext)
+        #expect(compression == .zstd)
+        #expect(envelope.count < plaintext.count - 80_000)
+        #expect(try BlobEnvelope.open(envelope[...], handle: handle, rawLength: plaintext.count, keys: keys, decompressor: decompressor) == plaintext)
+    }
+
     @Test(arguments: [2_000, 60_000, 200_000])
     func textIsCompressed(length: Int) throws {
         let plaintext = Fixture.text(length)
