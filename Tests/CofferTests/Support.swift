@@ -162,8 +162,6 @@ extension RepositoryError {
         case .lockLost: .lockLost
         case .treeTooLarge: .treeTooLarge
         case .noSnapshots: .noSnapshots
-        case .lockLost: .lockLost
-        case .treeTooLarge: .treeTooLarge
         }
     }
 }
