@@ -1,4 +1,4 @@
-public import CofferCrypto
+import CofferCrypto
 
 /// FastCDC (Xia et al., USENIX ATC 2016) with normalized chunking (level 2) over a secret gear
 /// table, so chunk boundaries depend on the repository key (FORMAT.md §4.1).

@@ -110,7 +110,7 @@ extension Repository {
     static func hostname() -> String {
         var buf = [CChar](repeating: 0, count: 256)
         gethostname(&buf, buf.count - 1)
-        return String(cString: buf)
+        return String(nulTerminated: buf)
     }
 
     static func username() -> String {

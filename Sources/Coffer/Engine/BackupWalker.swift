@@ -53,7 +53,7 @@ struct BackupWalker {
     static func absolute(_ path: String) -> String {
         if path.hasPrefix("/") { return normalize(path) }
         var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let cwd = getcwd(&buf, buf.count) != nil ? String(cString: buf) : "/"
+        let cwd = getcwd(&buf, buf.count) != nil ? String(nulTerminated: buf) : "/"
         return normalize(cwd + "/" + path)
     }
 

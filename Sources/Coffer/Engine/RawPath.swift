@@ -19,3 +19,10 @@ public struct RawPath: Sendable, Hashable {
     /// For messages; invalid UTF-8 is shown with replacement characters.
     public var display: String { String(decoding: bytes, as: UTF8.self) }
 }
+
+extension String {
+    /// A NUL-terminated C buffer as a String (invalid UTF-8 replaced).
+    init(nulTerminated buffer: [CChar]) {
+        self.init(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

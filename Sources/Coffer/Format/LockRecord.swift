@@ -61,7 +61,7 @@ public struct LockRecord: Sendable, Equatable {
         defer { fclose(f) }
         var buf = [CChar](repeating: 0, count: 64)
         guard fgets(&buf, 64, f) != nil else { return "" }
-        return String(cString: buf).trimmingCharacters(in: .whitespacesAndNewlines)
+        return String(nulTerminated: buf).trimmingCharacters(in: .whitespacesAndNewlines)
     }()
 
     /// The inode of /proc/self/ns/pid, 0 where unavailable.

@@ -67,11 +67,12 @@ public enum PackFormat {
         return Int(plain[1]) | Int(plain[2]) << 8 | Int(plain[3]) << 16 | Int(plain[4]) << 24
     }
 
-    /// Opens a sealed header that ends at `headerEnd` (the start of the trailer) and lists the blobs.
+    /// Opens a sealed header that starts at `headerOffset` and lists the blobs.
     public static func parseHeader(_ sealed: [UInt8], packID: PackID, headerOffset: Int, key: SealingKey) throws(Failure) -> [PackedBlob] {
         guard let plain = try? XChaCha20Poly1305.open(sealed, authenticating: headerLabel + packID.bytes, key: key.secret) else {
             throw .headerAuthenticationFailed
         }
+        guard headerOffset <= Int(UInt32.max) else { throw .malformed("pack larger than 4 GiB") }
         do {
             var r = ByteReader(plain, what: "pack header \(packID.short)")
             guard try r.u8() == version else { throw MalformedObject("unknown pack header version") }

@@ -1,4 +1,4 @@
-public import CofferCrypto
+import CofferCrypto
 
 extension Repository {
     public func keySlots() async throws -> [KeySlot] { try await Self.loadKeySlots(storage) }
