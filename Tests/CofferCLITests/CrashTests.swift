@@ -84,6 +84,7 @@ struct SplitMix64: RandomNumberGenerator {
                 try? FileManager.default.removeItem(atPath: target)
             }
         }
+        print("crash test: \(points) points, \(killed) runs killed, seed \(seed)")
         // The schedule must actually have killed something, or it tested nothing.
         #expect(killed >= 2, "only \(killed) of \(points) runs were killed before finishing (seed \(seed))")
         // After all that, a backup and a prune complete and reuse what is there.
