@@ -20,6 +20,14 @@ struct RepositoryOptions: ParsableArguments {
     @Flag(name: [.customShort("q"), .long], help: "Print nothing but errors.")
     var quiet = false
 
+    @Option(help: ArgumentHelp(
+        "Keep a local copy of index, snapshot and tree objects here (default for remote repositories: ~/.cache/coffer).",
+        valueName: "dir"))
+    var cacheDir: String?
+
+    @Flag(help: "Do not use the local metadata cache.")
+    var noCache = false
+
     func storage() throws -> LocalStorage {
         guard let path = repo ?? Environment.value("COFFER_REPOSITORY"), !path.isEmpty else {
             throw CLIError.usage("no repository given: use --repo PATH or set COFFER_REPOSITORY")
@@ -42,7 +50,10 @@ struct RepositoryOptions: ParsableArguments {
     func open() async throws -> (Repository, Credential) {
         let storage = try storage()
         let credential = try credential()
-        return (try await Repository.open(storage: storage, credential: credential), credential)
+        let repo = try await Repository.open(storage: storage, credential: credential)
+        // A local repository is as fast to read as a cache would be, so it gets one only when asked.
+        if !noCache, let base = cacheDir ?? Environment.value("COFFER_CACHE_DIR") { repo.useCache(base: base) }
+        return (repo, credential)
     }
 }
 

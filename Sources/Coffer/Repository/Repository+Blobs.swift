@@ -6,6 +6,13 @@ extension Repository {
     public func loadBlob(_ handle: BlobHandle, index: MasterIndex, decompressor: ZstdDecompressor = ZstdDecompressor()) async throws -> [UInt8] {
         guard let entry = index.lookup(handle) else { throw RepositoryError.blobNotInIndex(handle) }
         let name = ObjectName(.data, entry.pack.hex)
+        let cacheKey = MetadataCache.treeKey(pack: entry.pack, offset: entry.offset, length: entry.length)
+        if handle.type == .tree, let cache, let cached = cache.get("trees", cacheKey) {
+            if let plain = try? BlobEnvelope.open(cached[...], handle: handle, rawLength: Int(entry.rawLength), keys: keys, decompressor: decompressor) {
+                return plain
+            }
+            cache.remove("trees", cacheKey)
+        }
         let envelope: [UInt8]
         do {
             envelope = try await storage.read(name, range: Int(entry.offset)..<Int(entry.offset) + Int(entry.length))
@@ -15,7 +22,9 @@ extension Repository {
             throw RepositoryError.blobDamaged(handle, pack: entry.pack, detail: "pack truncated to \(actual) bytes, blob ends at \(expected)")
         }
         do {
-            return try BlobEnvelope.open(envelope[...], handle: handle, rawLength: Int(entry.rawLength), keys: keys, decompressor: decompressor)
+            let plain = try BlobEnvelope.open(envelope[...], handle: handle, rawLength: Int(entry.rawLength), keys: keys, decompressor: decompressor)
+            if handle.type == .tree { cache?.put("trees", cacheKey, envelope) }
+            return plain
         } catch .authenticationFailed {
             throw RepositoryError.blobDamaged(handle, pack: entry.pack, detail: "seal does not verify (tampered or swapped)")
         } catch .idMismatch {

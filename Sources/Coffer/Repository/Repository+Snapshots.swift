@@ -19,7 +19,10 @@ extension Repository {
     /// All snapshots, oldest first.
     public func snapshots() async throws -> [(id: SnapshotID, snapshot: Snapshot)] {
         var out: [(id: SnapshotID, snapshot: Snapshot)] = []
-        for object in try await storage.list(.snapshots) {
+        let listed = try await storage.list(.snapshots)
+        let names = Set(listed.map(\.name.name))
+        cache?.prune("snapshots") { names.contains($0) }
+        for object in listed {
             guard let id = SnapshotID(hex: object.name.name) else { continue }
             out.append((id, try await loadSnapshot(id)))
         }

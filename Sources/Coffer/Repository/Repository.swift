@@ -11,6 +11,17 @@ public final class Repository: Sendable {
     /// The key slot that opened the repository.
     public let openedWith: KeySlotID
     let random: any RandomSource
+    /// Local copy of metadata, when enabled (see `useCache(base:)`).
+    public var cache: MetadataCache? { cacheLock.withLock { _cache } }
+    private let cacheLock = Lock()
+    // Guarded by cacheLock.
+    private nonisolated(unsafe) var _cache: MetadataCache? = nil
+
+    /// Turns on the local metadata cache under `base` (nil when it cannot be created).
+    public func useCache(base: String) {
+        let made = MetadataCache(base: base, repositoryID: config.repositoryID)
+        cacheLock.withLock { _cache = made }
+    }
 
     init(storage: any Storage, config: RepositoryConfig, keys: RepositoryKeys, openedWith: KeySlotID, random: any RandomSource) {
         self.storage = storage
@@ -123,12 +134,26 @@ public final class Repository: Sendable {
     }
 
     func loadSealed(kind: SealedKind, name: ObjectName, id: Raw256) async throws -> [UInt8] {
+        // Index and snapshot objects never change once written: a cached copy that still
+        // opens is the object.
+        let cacheKind = kind == .index ? "index" : kind == .snapshot ? "snapshots" : nil
+        if let cache, let cacheKind, let cached = cache.get(cacheKind, name.name) {
+            if let payload = try? SealedObject.open(cached, kind: kind, id: id, key: keys.metadataSealing) { return payload }
+            cache.remove(cacheKind, name.name)
+        }
+        let payload = try await loadSealedFromStorage(kind: kind, name: name, id: id)
+        return payload
+    }
+
+    private func loadSealedFromStorage(kind: SealedKind, name: ObjectName, id: Raw256) async throws -> [UInt8] {
         let stored: [UInt8]
         do { stored = try await storage.read(name) } catch StorageError.notFound {
             throw RepositoryError.missingObject(name)
         }
         do {
-            return try SealedObject.open(stored, kind: kind, id: id, key: keys.metadataSealing)
+            let payload = try SealedObject.open(stored, kind: kind, id: id, key: keys.metadataSealing)
+            if let cache, kind == .index || kind == .snapshot { cache.put(kind == .index ? "index" : "snapshots", name.name, stored) }
+            return payload
         } catch .authenticationFailed {
             throw RepositoryError.tampered(name, detail: "seal does not verify")
         } catch {
