@@ -14,22 +14,49 @@ struct BackupCommand: AsyncParsableCommand {
 
     @OptionGroup var options: RepositoryOptions
 
-    @Argument(help: ArgumentHelp("Files or folders to back up.", valueName: "path"))
-    var paths: [String]
+    @Argument(help: ArgumentHelp("Files or folders to back up (and/or --files-from).", valueName: "path"))
+    var paths: [String] = []
 
     @Option(name: .customLong("tag"), help: ArgumentHelp("Tag the snapshot (repeatable).", valueName: "tag"))
     var tags: [String] = []
 
-    @Option(name: .customLong("exclude"), help: ArgumentHelp("Leave out paths matching a glob (repeatable).", valueName: "pattern"))
+    @Option(
+        name: .customLong("exclude"),
+        help: ArgumentHelp(
+            "Leave out paths matching a pattern (repeatable): *, ?, [...], ** across folders; without / it matches a name at any depth, a leading / anchors to the root, a trailing / matches folders only, !pattern re-includes (later patterns win).",
+            valueName: "pattern"))
     var excludes: [String] = []
 
-    @Option(name: .customLong("exclude-file"), help: ArgumentHelp("Read exclude patterns from a file, one per line.", valueName: "file"))
+    @Option(name: .customLong("iexclude"), help: ArgumentHelp("Like --exclude, ignoring case (repeatable).", valueName: "pattern"))
+    var iexcludes: [String] = []
+
+    @Option(name: .customLong("exclude-file"), help: ArgumentHelp("Read exclude patterns from a file, one per line (# comments); they come after the --exclude ones.", valueName: "file"))
     var excludeFiles: [String] = []
+
+    @Option(name: .customLong("iexclude-file"), help: ArgumentHelp("Read case-insensitive exclude patterns from a file.", valueName: "file"))
+    var iexcludeFiles: [String] = []
+
+    @Option(name: .customLong("files-from"), help: ArgumentHelp("Read the paths to back up from a file, one per line (# comments).", valueName: "file"))
+    var filesFrom: [String] = []
+
+    @Option(name: .customLong("exclude-larger-than"), help: ArgumentHelp("Leave out files larger than this (e.g. 500k, 10M, 1.5G).", valueName: "size"))
+    var excludeLargerThan: String?
+
+    @Option(name: .customLong("exclude-if-present"), help: ArgumentHelp("Leave out folders that contain a file with this name (repeatable).", valueName: "name"))
+    var excludeIfPresent: [String] = []
+
+    @Flag(name: .customLong("one-file-system"), help: "Do not cross into other file systems below a source path.")
+    var oneFileSystem = false
+
+    @Option(
+        name: .customLong("exclude-category"),
+        help: ArgumentHelp("Leave out files of a category: images, videos, audio, documents, databases, other (repeatable).", valueName: "category"))
+    var excludeCategories: [String] = []
 
     @Option(help: ArgumentHelp("Host name to record (default: this machine's).", valueName: "name"))
     var host: String?
 
-    @Flag(help: "Read and chunk everything but write nothing.")
+    @Flag(help: "Read and chunk everything but write nothing; shows what would be saved and left out, per content category.")
     var dryRun = false
 
     @Option(help: ArgumentHelp("Snapshot whose unchanged files are reused (default: the latest of this host and paths).", valueName: "id"))
@@ -41,13 +68,9 @@ struct BackupCommand: AsyncParsableCommand {
     func run() async throws {
         try await ErrorReporting.run {
             let (repo, _) = try await options.open()
-            var request = BackupRequest(paths: paths)
+            var request = BackupRequest(paths: try sourcePaths())
             request.tags = tags
-            request.excludes = excludes
-            for file in excludeFiles {
-                request.excludes += try Secrets.readFile(file).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
-                    .filter { !$0.isEmpty && !$0.hasPrefix("#") }
-            }
+            request.selection = try selectionRules()
             request.dryRun = dryRun
             request.hostname = host
             request.force = force
@@ -73,6 +96,35 @@ struct BackupCommand: AsyncParsableCommand {
         }
     }
 
+    /// The positional paths followed by those of every --files-from file.
+    private func sourcePaths() throws -> [String] {
+        var all = paths
+        for file in filesFrom { all += SelectionRules.pathLines(try Secrets.readFile(file)) }
+        guard !all.isEmpty else { throw CLIError.usage("nothing to back up: give paths or --files-from") }
+        return all
+    }
+
+    private func selectionRules() throws -> SelectionRules {
+        var rules = SelectionRules()
+        var sensitive = excludes, insensitive = iexcludes
+        for file in excludeFiles { sensitive += SelectionRules.patternLines(try Secrets.readFile(file)) }
+        for file in iexcludeFiles { insensitive += SelectionRules.patternLines(try Secrets.readFile(file)) }
+        rules.exclude(sensitive)
+        rules.exclude(insensitive, caseInsensitive: true)
+        do {
+            if let excludeLargerThan { rules.excludeLargerThan = try SelectionRules.parseSize(excludeLargerThan) }
+            rules.excludedCategories = Set(try excludeCategories.map(SelectionRules.parseCategory))
+        } catch let e as SelectionRules.ParseError {
+            throw CLIError.usage(e.description)
+        }
+        for name in excludeIfPresent {
+            guard !name.isEmpty, !name.contains("/") else { throw CLIError.usage("--exclude-if-present takes a file name, not a path: \(name)") }
+            rules.excludeIfPresent.append(Array(name.utf8))
+        }
+        rules.oneFileSystem = oneFileSystem
+        return rules
+    }
+
     private func report(_ result: BackupResult) {
         let s = result.snapshot.summary
         if options.json {
@@ -80,10 +132,11 @@ struct BackupCommand: AsyncParsableCommand {
                 snapshotID: result.snapshotID?.hex, dryRun: dryRun, filesNew: s.filesNew, filesChanged: s.filesChanged,
                 filesUnmodified: s.filesUnmodified, filesSkipped: s.filesSkipped, directories: s.directories,
                 bytesProcessed: s.bytesProcessed, bytesAdded: s.bytesAdded, bytesStored: s.bytesStored, blobsAdded: s.blobsAdded,
-                durationSeconds: Double(s.durationNanos) / 1e9))
+                durationSeconds: Double(s.durationNanos) / 1e9, selection: result.selection.map(SelectionLine.init)))
             return
         }
         guard !options.quiet else { return }
+        if let selection = result.selection { printTable(selection) }
         let seconds = Double(s.durationNanos) / 1e9
         print("files: \(s.filesNew + s.filesChanged + s.filesUnmodified) processed, \(s.filesSkipped) skipped; \(s.directories) directories")
         print("processed \(Output.bytes(s.bytesProcessed)) in \(String(format: "%.2f", seconds)) s (\(Output.bytes(UInt64(Double(s.bytesProcessed) / max(seconds, 0.001))))/s)")
@@ -111,6 +164,49 @@ struct SummaryLine: Encodable {
     let filesNew, filesChanged, filesUnmodified, filesSkipped, directories: UInt64
     let bytesProcessed, bytesAdded, bytesStored, blobsAdded: UInt64
     let durationSeconds: Double
+    /// Per-category numbers (a dry run, or a run with --exclude-category); omitted otherwise.
+    let selection: SelectionLine?
+}
+
+/// `{"saved": {"images": {"files": 2, "bytes": 1234}, …}, "skipped": {…}}` with every category.
+struct SelectionLine: Encodable {
+    struct Tally: Encodable {
+        let files: UInt64
+        let bytes: UInt64
+    }
+
+    let saved: [String: Tally]
+    let skipped: [String: Tally]
+
+    init(_ report: SelectionReport) {
+        func table(_ t: [ContentCategory: SelectionReport.Tally]) -> [String: Tally] {
+            Dictionary(uniqueKeysWithValues: ContentCategory.allCases.map { c in
+                (c.rawValue, Tally(files: t[c]?.files ?? 0, bytes: t[c]?.bytes ?? 0))
+            })
+        }
+        saved = table(report.saved)
+        skipped = table(report.skipped)
+    }
+}
+
+extension BackupCommand {
+    /// What is saved and what is left out, per category, as a text table.
+    fileprivate func printTable(_ r: SelectionReport) {
+        func pad(_ s: String, _ n: Int, left: Bool = false) -> String {
+            let fill = String(repeating: " ", count: max(0, n - s.count))
+            return left ? s + fill : fill + s
+        }
+        print(pad("category", 10, left: true) + pad("saved", 8) + pad("size", 12) + pad("skipped", 9) + pad("size", 12))
+        var total = (SelectionReport.Tally(), SelectionReport.Tally())
+        for c in ContentCategory.allCases {
+            let a = r.saved[c] ?? SelectionReport.Tally(), b = r.skipped[c] ?? SelectionReport.Tally()
+            total.0.files += a.files; total.0.bytes += a.bytes
+            total.1.files += b.files; total.1.bytes += b.bytes
+            print(pad(c.rawValue, 10, left: true) + pad("\(a.files)", 8) + pad(Output.bytes(a.bytes), 12) + pad("\(b.files)", 9) + pad(Output.bytes(b.bytes), 12))
+        }
+        print(pad("total", 10, left: true) + pad("\(total.0.files)", 8) + pad(Output.bytes(total.0.bytes), 12) + pad("\(total.1.files)", 9)
+            + pad(Output.bytes(total.1.bytes), 12))
+    }
 }
 
 /// Turns SIGINT/SIGTERM into task cancellation so long work stops at a safe point.

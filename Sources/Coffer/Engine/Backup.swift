@@ -5,8 +5,11 @@ import CofferCrypto
 public struct BackupRequest: Sendable {
     public var paths: [String]
     public var tags: [String] = []
-    /// Glob patterns (fnmatch): without a `/` they match a name, with one the whole path.
+    /// Exclude patterns (see `PathPattern`), added to `selection` as case-sensitive patterns
+    /// before it: without a `/` they match a name, with one the absolute path.
     public var excludes: [String] = []
+    /// What to save: patterns, size limit, marker files, one file system, content categories.
+    public var selection = SelectionRules()
     /// Read and chunk everything, write nothing.
     public var dryRun = false
     public var hostname: String? = nil
@@ -44,6 +47,9 @@ public struct BackupResult: Sendable {
     public let snapshotID: SnapshotID?
     public let snapshot: Snapshot
     public let warnings: [BackupWarning]
+    /// Per-category counts of what was saved and left out; filled for a dry run or when a
+    /// category rule is active, nil otherwise.
+    public var selection: SelectionReport? = nil
 }
 
 public enum BackupError: Error, CustomStringConvertible {
@@ -93,10 +99,11 @@ extension Repository {
         let snapshot = Snapshot(
             timeNanos: Self.nowNanos(), hostname: request.hostname ?? Self.hostname(), username: Self.username(),
             paths: walker.absolutePaths, tags: request.tags, root: rootID, parent: parent?.id, summary: summary)
-        if request.dryRun { return BackupResult(snapshotID: nil, snapshot: snapshot, warnings: walker.warnings) }
+        let report = walker.classifies ? walker.selectionReport : nil
+        if request.dryRun { return BackupResult(snapshotID: nil, snapshot: snapshot, warnings: walker.warnings, selection: report) }
         try await lock?.ensureHeld()
         let (id, _) = try await saveSnapshot(snapshot)
-        return BackupResult(snapshotID: id, snapshot: snapshot, warnings: walker.warnings)
+        return BackupResult(snapshotID: id, snapshot: snapshot, warnings: walker.warnings, selection: report)
     }
 
     /// The explicit parent, or the latest snapshot of the same host and the same source paths.

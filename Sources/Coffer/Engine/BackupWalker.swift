@@ -18,6 +18,14 @@ struct BackupWalker {
     private(set) var summary = BackupSummary()
     private(set) var warnings: [BackupWarning] = []
     private(set) var absolutePaths: [String] = []
+    /// The rules in force: `request.excludes` as the first patterns, then `request.selection`.
+    let rules: SelectionRules
+    /// Whether regular files are classified by content (a category rule, or a dry run's report).
+    /// Only then is a file's 64-byte header read before it is chosen.
+    let classifies: Bool
+    private(set) var selectionReport = SelectionReport()
+    /// The device of the source path being walked (for --one-file-system).
+    private var sourceDevice: UInt64 = 0
 
     init(repository: Repository, request: BackupRequest, index: MasterIndex, assembler: PackAssembler, progress: (@Sendable (BackupProgress) -> Void)?, started: UInt64) {
         self.repository = repository
@@ -26,6 +34,10 @@ struct BackupWalker {
         self.assembler = assembler
         self.progress = progress
         self.started = started
+        var rules = request.selection
+        rules.patterns = request.excludes.compactMap { PathPattern($0) } + rules.patterns
+        self.rules = rules
+        classifies = request.dryRun || !rules.excludedCategories.isEmpty
     }
 
     /// Backs up every source path as a node of one root tree. `parentRoot` is the root tree of
@@ -41,6 +53,7 @@ struct BackupWalker {
             guard names.insert(name).inserted else { throw BackupError.duplicateSourceName(String(decoding: name, as: UTF8.self)) }
             var st = Glibc.stat()
             guard lstat(absolute, &st) == 0 else { throw BackupError.sourceUnreadable(absolute, FileError(errno: errno, operation: "lstat")) }
+            sourceDevice = UInt64(st.st_dev)
             if let node = try await backupEntry(path: RawPath(absolute), name: name, st: st, previous: parent?.node(named: name), group: &group) {
                 nodes.append(node)
             } else if (st.st_mode & S_IFMT) == S_IFDIR {
@@ -68,14 +81,62 @@ struct BackupWalker {
         return "/" + parts.joined(separator: "/")
     }
 
-    private func isExcluded(path: RawPath, name: [UInt8]) -> Bool {
-        for pattern in request.excludes {
-            let subject = pattern.contains("/") ? path.bytes : name
-            if (subject + [0]).withUnsafeBufferPointer({ fnmatch(pattern, UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), 0) }) == 0 {
-                return true
-            }
+    /// Whether a regular file is saved: its size and (when classifying) its content category.
+    /// Counts it in the selection report either way.
+    private mutating func selectFile(path: RawPath, name: [UInt8], st: stat) -> Bool {
+        let size = UInt64(max(st.st_size, 0))
+        let tooLarge = rules.tooLarge(size)
+        guard classifies else { return !tooLarge }
+        let category = Self.category(path: path, name: name)
+        let keep = !tooLarge && !rules.excludedCategories.contains(category)
+        selectionReport.add(category, size: size, saved: keep)
+        return keep
+    }
+
+    /// The content category from the file's first 64 bytes, or its name when they say nothing.
+    static func category(path: RawPath, name: [UInt8]) -> ContentCategory {
+        var fd = path.withCString { open($0, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | noATime) }
+        if fd < 0 && errno == EPERM { fd = path.withCString { open($0, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK) } }
+        guard fd >= 0 else { return ContentCategory.detect(header: [], name: name) }
+        defer { close(fd) }
+        var header = [UInt8](repeating: 0, count: ContentCategory.headerLength)
+        let n = header.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, $0.count, 0) }
+        return ContentCategory.detect(header: Array(header[0..<max(n, 0)]), name: name)
+    }
+
+    /// Whether a folder holds one of the `--exclude-if-present` marker names.
+    private func hasMarker(_ dir: RawPath) -> Bool {
+        rules.excludeIfPresent.contains { marker in
+            var st = Glibc.stat()
+            return dir.appending(marker).withCString { lstat($0, &st) } == 0
         }
-        return false
+    }
+
+    /// Counts an entry the rules leave out in the selection report; for a dry run, a folder's
+    /// files are counted too (staying on its device).
+    private mutating func tallySkipped(_ path: RawPath, name: [UInt8], st: stat) {
+        guard classifies else { return }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG:
+            selectionReport.add(Self.category(path: path, name: name), size: UInt64(max(st.st_size, 0)), saved: false)
+        case S_IFDIR where request.dryRun:
+            guard let dir = path.withCString({ opendir($0) }) else { return }
+            var names: [[UInt8]] = []
+            while let e = readdir(dir) {
+                let n = withUnsafeBytes(of: e.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
+                if n != [46] && n != [46, 46] { names.append(n) }
+            }
+            closedir(dir)
+            for n in names {
+                let child = path.appending(n)
+                var cst = Glibc.stat()
+                guard child.withCString({ lstat($0, &cst) }) == 0 else { continue }
+                if (cst.st_mode & S_IFMT) == S_IFDIR && cst.st_dev != st.st_dev { continue }
+                tallySkipped(child, name: n, st: cst)
+            }
+        default:
+            break
+        }
     }
 
     /// One directory entry; nil when it is skipped (excluded, unreadable, or not a kind we keep).
@@ -84,6 +145,7 @@ struct BackupWalker {
         let meta = Self.metadata(st)
         switch st.st_mode & S_IFMT {
         case S_IFREG:
+            guard selectFile(path: path, name: name, st: st) else { return nil }
             if let previous, let reused = reuse(previous, st: st) { return TreeNode(name: name, metadata: meta, content: reused) }
             guard let (size, chunks, fileMeta) = try await backupFile(path: path, group: &group) else { return nil }
             switch previous?.content {
@@ -128,13 +190,34 @@ struct BackupWalker {
         closedir(dir)
         entries.sort { $0.lexicographicallyPrecedes($1) }
         var nodes: [TreeNode] = []
+        // Without directory-only patterns or a report, excluded names are not even lstat'ed.
+        let typeMatters = rules.needsEntryType || classifies
         for name in entries {
             let childPath = path.appending(name)
-            if isExcluded(path: childPath, name: name) { continue }
+            if !typeMatters && rules.excludes(path: childPath.bytes, isDirectory: false) { continue }
             var st = Glibc.stat()
             guard childPath.withCString({ lstat($0, &st) }) == 0 else {
+                if typeMatters && rules.excludes(path: childPath.bytes, isDirectory: false) { continue }
                 warn(childPath, FileError(errno: errno, operation: "lstat"))
                 continue
+            }
+            let isDirectory = (st.st_mode & S_IFMT) == S_IFDIR
+            if typeMatters && rules.excludes(path: childPath.bytes, isDirectory: isDirectory) {
+                tallySkipped(childPath, name: name, st: st)
+                continue
+            }
+            if isDirectory {
+                if rules.oneFileSystem && UInt64(st.st_dev) != sourceDevice {
+                    // A mount point is kept as an empty folder (as restic does), its content is not.
+                    let empty = try await storeTree(Tree(nodes: []), group: &group)
+                    summary.directories += 1
+                    nodes.append(TreeNode(name: name, metadata: Self.metadata(st), content: .directory(subtree: empty)))
+                    continue
+                }
+                if !rules.excludeIfPresent.isEmpty && hasMarker(childPath) {
+                    tallySkipped(childPath, name: name, st: st)
+                    continue
+                }
             }
             if let node = try await backupEntry(path: childPath, name: name, st: st, previous: parent?.node(named: name), group: &group) {
                 nodes.append(node)
