@@ -80,10 +80,16 @@ struct BackupCommand: AsyncParsableCommand {
             let result = try await Interrupt.cancellingOnSignal {
                 try await repo.backup(finalRequest) { p in
                     if json {
-                        Output.json(ProgressLine(filesDone: p.filesDone, bytesDone: p.bytesDone, bytesAdded: p.bytesAdded, elapsedSeconds: Double(p.elapsedNanos) / 1e9))
+                        Output.json(ProgressLine(
+                            filesDone: p.filesDone, bytesDone: p.bytesDone, bytesAdded: p.bytesAdded, elapsedSeconds: Double(p.elapsedNanos) / 1e9,
+                            totalFiles: p.totalsComplete ? p.totalFiles : nil, totalBytes: p.totalsComplete ? p.totalBytes : nil,
+                            etaSeconds: p.etaSeconds))
                     } else if !quiet {
                         let rate = Double(p.bytesDone) / max(Double(p.elapsedNanos) / 1e9, 0.001)
-                        Output.status("\(p.filesDone) files, \(Output.bytes(p.bytesDone)), \(Output.bytes(UInt64(rate)))/s  \(p.currentPath.suffix(50))")
+                        let of = p.totalsComplete ? " of \(Output.bytes(p.totalBytes))" : ""
+                        let eta = p.etaSeconds.map { "  ETA \(Output.duration($0))" } ?? ""
+                        let files = p.totalsComplete ? "\(p.filesDone)/\(p.totalFiles)" : "\(p.filesDone)"
+                        Output.status("\(files) files, \(Output.bytes(p.bytesDone))\(of), \(Output.bytes(UInt64(rate)))/s\(eta)  \(p.currentPath.suffix(40))")
                     }
                 }
             }
@@ -155,6 +161,10 @@ struct ProgressLine: Encodable {
     let bytesDone: UInt64
     let bytesAdded: UInt64
     let elapsedSeconds: Double
+    /// Present once the scan of the sources is complete.
+    let totalFiles: UInt64?
+    let totalBytes: UInt64?
+    let etaSeconds: Double?
 }
 
 struct SummaryLine: Encodable {

@@ -33,6 +33,14 @@ enum Output {
         return i == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[i])
     }
 
+    /// 45 s, 3m05s, 1h02m.
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        if s < 60 { return "\(s) s" }
+        if s < 3600 { return String(format: "%dm%02ds", s / 60, s % 60) }
+        return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60)
+    }
+
     static func time(_ nanos: Int64) -> String {
         let date = Date(timeIntervalSince1970: Double(nanos) / 1e9)
         let f = DateFormatter()

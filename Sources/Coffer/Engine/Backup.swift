@@ -33,6 +33,17 @@ public struct BackupProgress: Sendable {
     public var bytesAdded: UInt64
     public var currentPath: String
     public var elapsedNanos: UInt64
+    /// What a scan running alongside has found so far (all files and bytes under the sources).
+    public var totalFiles: UInt64 = 0
+    public var totalBytes: UInt64 = 0
+    /// True once that scan is complete: only then is an ETA meaningful.
+    public var totalsComplete = false
+
+    /// Seconds left at the average rate so far, when the totals are known.
+    public var etaSeconds: Double? {
+        guard totalsComplete, bytesDone > 0, elapsedNanos > 0, totalBytes >= bytesDone else { return nil }
+        return Double(totalBytes - bytesDone) / (Double(bytesDone) / (Double(elapsedNanos) / 1e9))
+    }
 }
 
 /// A file or folder that could not be backed up.
@@ -83,7 +94,18 @@ extension Repository {
         // still certainly holds: a prune may only have run if it lapsed.
         let assembler = PackAssembler(repository: self, dryRun: request.dryRun, beforeIndex: { try await lock?.ensureHeld() })
         let parent = try await findParent(request)
-        var walker = BackupWalker(repository: self, request: request, index: index, assembler: assembler, progress: progress, started: started)
+        let scanner = SizeScanner()
+        defer { scanner.stop() }
+        var withTotals: (@Sendable (BackupProgress) -> Void)? = nil
+        if let progress {
+            scanner.start(paths: request.paths.map(BackupWalker.absolute))
+            withTotals = { p in
+                var p = p
+                (p.totalFiles, p.totalBytes, p.totalsComplete) = scanner.totals
+                progress(p)
+            }
+        }
+        var walker = BackupWalker(repository: self, request: request, index: index, assembler: assembler, progress: withTotals, started: started)
 
         let rootID: BlobID = try await withThrowingTaskGroup(of: Void.self) { group in
             let id = try await walker.backupRoots(parentRoot: parent?.snapshot.root, group: &group)
