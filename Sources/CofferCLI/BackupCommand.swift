@@ -65,12 +65,20 @@ struct BackupCommand: AsyncParsableCommand {
     @Flag(help: "Read every file, even those unchanged since the parent snapshot.")
     var force = false
 
+    @Option(help: ArgumentHelp(
+        "A JSON backup profile: sources, rules and retention (see README, Profiles). Flags add to it.", valueName: "file"))
+    var profile: String?
+
     func run() async throws {
         try await ErrorReporting.run {
+            let job = try profile.map(ProfileLoader.load)
+            var options = self.options
+            if let job { ProfileLoader.fillIn(&options, from: job) }
             let (repo, _) = try await options.open()
-            var request = BackupRequest(paths: try sourcePaths())
-            request.tags = tags
+            var request = BackupRequest(paths: try sourcePaths(profile: job))
+            request.tags = tags + (job?.tags ?? [])
             request.selection = try selectionRules()
+            try job?.apply(to: &request.selection)
             request.dryRun = dryRun
             request.hostname = host
             request.force = force
@@ -96,6 +104,9 @@ struct BackupCommand: AsyncParsableCommand {
             Output.clearStatus()
             for w in result.warnings { Output.warning(w.description) }
             report(result)
+            if let job, !dryRun, let policy = try job.retentionPolicy() {
+                try await ProfileLoader.applyRetention(policy, prune: job.retention?.prune == true, repo: repo, options: options)
+            }
             if !result.warnings.isEmpty {
                 throw CLIError.partial("\(result.warnings.count) files or folders could not be read and were left out")
             }
@@ -103,8 +114,8 @@ struct BackupCommand: AsyncParsableCommand {
     }
 
     /// The positional paths followed by those of every --files-from file.
-    private func sourcePaths() throws -> [String] {
-        var all = paths
+    private func sourcePaths(profile: BackupProfile?) throws -> [String] {
+        var all = paths + (profile?.sources ?? []).map(ProfileLoader.expandHome)
         for file in filesFrom { all += SelectionRules.pathLines(try Secrets.readFile(file)) }
         guard !all.isEmpty else { throw CLIError.usage("nothing to back up: give paths or --files-from") }
         return all
@@ -131,7 +142,7 @@ struct BackupCommand: AsyncParsableCommand {
         return rules
     }
 
-    private func report(_ result: BackupResult) {
+    func report(_ result: BackupResult) {
         let s = result.snapshot.summary
         if options.json {
             Output.json(SummaryLine(
