@@ -88,6 +88,7 @@ struct RestoreCommand: AsyncParsableCommand {
     @Argument(help: "Snapshot id, unique prefix, or 'latest'.") var snapshot: String
     @Option(name: [.short, .long], help: ArgumentHelp("Folder to restore into (created if missing).", valueName: "dir")) var target: String
     @Option(name: .customLong("include"), help: ArgumentHelp("Restore only this path (repeatable).", valueName: "path")) var includes: [String] = []
+    @Flag(help: "Take no lock (for read-only storage); a prune running meanwhile could make the restore fail.") var noLock = false
 
     func run() async throws {
         try await ErrorReporting.run {
@@ -95,6 +96,7 @@ struct RestoreCommand: AsyncParsableCommand {
             let (id, _) = try await repo.resolveSnapshot(snapshot)
             var request = RestoreRequest(snapshot: id, target: target)
             request.includes = includes
+            request.lock = !noLock
             let quiet = options.quiet || options.json
             let finalRequest = request
             let result = try await Interrupt.cancellingOnSignal {

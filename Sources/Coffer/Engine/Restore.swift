@@ -6,6 +6,8 @@ public struct RestoreRequest: Sendable {
     public var target: String
     /// Snapshot paths (as `ls` shows them) to restore; empty means everything.
     public var includes: [String] = []
+    /// Hold a shared lock, so a prune cannot delete data halfway through (off for read-only storage).
+    public var lock = true
     public init(snapshot: SnapshotID, target: String) {
         self.snapshot = snapshot
         self.target = target
@@ -39,6 +41,11 @@ extension Repository {
     /// before its bytes reach a file; a file with a bad blob is removed and reported. Several
     /// files are restored at once so both cores verify and decrypt.
     public func restore(_ request: RestoreRequest, progress: (@Sendable (RestoreProgress) -> Void)? = nil) async throws -> RestoreResult {
+        guard request.lock else { return try await runRestore(request, progress: progress) }
+        return try await withLock(exclusive: false) { try await runRestore(request, progress: progress) }
+    }
+
+    private func runRestore(_ request: RestoreRequest, progress: (@Sendable (RestoreProgress) -> Void)?) async throws -> RestoreResult {
         let snapshot = try await loadSnapshot(request.snapshot)
         let index = try await loadIndex()
         var restorer = Restorer(repository: self, index: index, includes: request.includes.map { SnapshotPath.components($0) }, progress: progress)
