@@ -17,7 +17,7 @@ public struct SystemRandom: RandomSource {
 }
 
 /// Deterministic bytes: the ChaCha20 keystream of a 32-byte seed. For tests and vectors only.
-public final class SeededRandom: RandomSource, @unchecked Sendable {
+@_spi(Testing) public final class SeededRandom: RandomSource, @unchecked Sendable {
     private let seed: [UInt8]
     private var counter: UInt64 = 0
     private let lock = Lock()

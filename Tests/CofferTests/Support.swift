@@ -1,4 +1,4 @@
-import CofferCrypto
+@_spi(Testing) import CofferCrypto
 import Foundation
 import Glibc
 import Testing
