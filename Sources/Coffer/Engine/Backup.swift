@@ -22,6 +22,10 @@ public struct BackupRequest: Sendable {
     public var lockWaitNanos: UInt64 = 0
     /// Blobs sealed concurrently; bounds memory (each holds one chunk).
     public var maxBlobsInFlight = 8
+    /// Back up SQLite databases from a consistent snapshot taken with SQLite's online backup
+    /// API (committed -wal content included) instead of copying their live bytes; then their
+    /// `-wal` and `-shm` siblings are left out, the restored database needing neither.
+    public var consistentDatabases = true
 
     public init(paths: [String]) { self.paths = paths }
 }
@@ -58,6 +62,9 @@ public struct BackupResult: Sendable {
     public let snapshotID: SnapshotID?
     public let snapshot: Snapshot
     public let warnings: [BackupWarning]
+    /// Things worth saying that lost nothing: e.g. a database backed up as plain bytes because
+    /// SQLite could not snapshot it. Unlike warnings, they do not make the backup partial.
+    public var notices: [BackupWarning] = []
     /// Per-category counts of what was saved and left out; filled for a dry run or when a
     /// category rule is active, nil otherwise.
     public var selection: SelectionReport? = nil
@@ -88,7 +95,7 @@ extension Repository {
     }
 
     private func runBackup(_ request: BackupRequest, lock: RepositoryLock?, progress: (@Sendable (BackupProgress) -> Void)?) async throws -> BackupResult {
-        let started = DispatchFreeClock.nanos()
+        let started = MonotonicClock.nanos()
         let index = try await loadIndex()
         // Nothing that references data (an index, the snapshot) is written unless the lock
         // still certainly holds: a prune may only have run if it lapsed.
@@ -117,15 +124,15 @@ extension Repository {
         summary.blobsAdded = assembler.blobsAdded
         summary.bytesAdded = assembler.bytesAdded
         summary.bytesStored = assembler.bytesStored
-        summary.durationNanos = DispatchFreeClock.nanos() - started
+        summary.durationNanos = MonotonicClock.nanos() - started
         let snapshot = Snapshot(
             timeNanos: Self.nowNanos(), hostname: request.hostname ?? Self.hostname(), username: Self.username(),
             paths: walker.absolutePaths, tags: request.tags, root: rootID, parent: parent?.id, summary: summary)
         let report = walker.classifies ? walker.selectionReport : nil
-        if request.dryRun { return BackupResult(snapshotID: nil, snapshot: snapshot, warnings: walker.warnings, selection: report) }
+        if request.dryRun { return BackupResult(snapshotID: nil, snapshot: snapshot, warnings: walker.warnings, notices: walker.notices, selection: report) }
         try await lock?.ensureHeld()
         let (id, _) = try await saveSnapshot(snapshot)
-        return BackupResult(snapshotID: id, snapshot: snapshot, warnings: walker.warnings, selection: report)
+        return BackupResult(snapshotID: id, snapshot: snapshot, warnings: walker.warnings, notices: walker.notices, selection: report)
     }
 
     /// The explicit parent, or the latest snapshot of the same host and the same source paths.
@@ -149,7 +156,7 @@ extension Repository {
 }
 
 /// Monotonic nanoseconds.
-enum DispatchFreeClock {
+enum MonotonicClock {
     static func nanos() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)

@@ -17,6 +17,10 @@ struct BackupWalker {
     private var lastReport: UInt64 = 0
     private(set) var summary = BackupSummary()
     private(set) var warnings: [BackupWarning] = []
+    /// Notes that do not make the backup partial (a database backed up as plain bytes).
+    private(set) var notices: [BackupWarning] = []
+    /// Databases captured from a consistent snapshot in this run: their -wal/-shm are left out.
+    private var capturedDatabases = Set<[UInt8]>()
     private(set) var absolutePaths: [String] = []
     /// The rules in force: `request.excludes` as the first patterns, then `request.selection`.
     let rules: SelectionRules
@@ -146,7 +150,8 @@ struct BackupWalker {
         switch st.st_mode & S_IFMT {
         case S_IFREG:
             guard selectFile(path: path, name: name, st: st) else { return nil }
-            if let previous, let reused = reuse(previous, st: st) { return TreeNode(name: name, metadata: meta, content: reused) }
+            // A live database's main file can stay unchanged while commits pile up in its -wal.
+            if let previous, !hasPendingWAL(path), let reused = reuse(previous, st: st) { return TreeNode(name: name, metadata: meta, content: reused) }
             guard let (size, chunks, fileMeta) = try await backupFile(path: path, group: &group) else { return nil }
             switch previous?.content {
             case .file(let oldSize, let oldChunks)? where oldSize == size && oldChunks == chunks: summary.filesUnmodified += 1
@@ -194,6 +199,8 @@ struct BackupWalker {
         let typeMatters = rules.needsEntryType || classifies
         for name in entries {
             let childPath = path.appending(name)
+            // Names sort bytewise, so `db` was backed up before `db-shm` and `db-wal`.
+            if isSidecarOfCapturedDatabase(childPath) { continue }
             if !typeMatters && rules.excludes(path: childPath.bytes, isDirectory: false) { continue }
             var st = Glibc.stat()
             guard childPath.withCString({ lstat($0, &st) }) == 0 else {
@@ -240,7 +247,33 @@ struct BackupWalker {
             warn(path, FileError(errno: errno, operation: "fstat"))
             return nil
         }
-        var reader = ChunkReader(fd: fd, cutter: cutter(for: fd), sizeHint: Int(st.st_size))
+        // A SQLite database is read from a consistent snapshot of it (same pages, same cutter);
+        // the node keeps the live file's metadata and the snapshot's size.
+        var readFD = fd
+        var sizeHint = Int(st.st_size)
+        var snapshot: SQLiteSnapshot? = nil
+        defer {
+            if readFD != fd { close(readFD) }
+            snapshot?.remove()
+        }
+        if request.consistentDatabases && Self.isSQLite(fd) {
+            do {
+                let s = try SQLiteSnapshot.capture(database: path.bytes)
+                snapshot = s
+                let sfd = open(s.path, O_RDONLY | O_CLOEXEC)
+                var sst = Glibc.stat()
+                if sfd >= 0 && fstat(sfd, &sst) == 0 {
+                    readFD = sfd
+                    sizeHint = Int(sst.st_size)
+                } else {
+                    if sfd >= 0 { close(sfd) }
+                    notices.append(BackupWarning(path: path.display, message: "backed up as plain bytes: cannot read its snapshot: \(String(cString: strerror(errno)))"))
+                }
+            } catch {
+                notices.append(BackupWarning(path: path.display, message: "backed up as plain bytes: \(error)"))
+            }
+        }
+        var reader = ChunkReader(fd: readFD, cutter: cutter(for: readFD), sizeHint: sizeHint)
         var chunks: [BlobID] = []
         do {
             while true {
@@ -266,6 +299,7 @@ struct BackupWalker {
             return nil
         }
         report(path)
+        if readFD != fd { capturedDatabases.insert(path.bytes) }
         return (reader.bytesRead, chunks, Self.metadata(st))
     }
 
@@ -287,6 +321,29 @@ struct BackupWalker {
         summary.filesUnmodified += 1
         summary.bytesProcessed += size
         return previous.content
+    }
+
+    /// Whether the file starts with a SQLite database header (with a valid page size).
+    static func isSQLite(_ fd: Int32) -> Bool {
+        var header = [UInt8](repeating: 0, count: 100)
+        let n = header.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, 100, 0) }
+        return n >= 18 && Cutter.sqlitePageSize(header: Array(header[0..<n])) != nil
+    }
+
+    /// Whether consistent capture is on and `<path>-wal` is a non-empty file (committed
+    /// changes may sit there, not yet in the main file).
+    private func hasPendingWAL(_ path: RawPath) -> Bool {
+        guard request.consistentDatabases else { return false }
+        var st = Glibc.stat()
+        return RawPath(bytes: path.bytes + Array("-wal".utf8)).withCString { lstat($0, &st) } == 0 && st.st_size > 0
+    }
+
+    /// `<db>-wal` or `<db>-shm` of a database captured consistently in this run.
+    private func isSidecarOfCapturedDatabase(_ path: RawPath) -> Bool {
+        guard !capturedDatabases.isEmpty, path.bytes.count > 4 else { return false }
+        let suffix = Array(path.bytes.suffix(4))
+        guard suffix == Array("-wal".utf8) || suffix == Array("-shm".utf8) else { return false }
+        return capturedDatabases.contains(Array(path.bytes.dropLast(4)))
     }
 
     /// Page-aligned chunks for SQLite databases (when the repository enables it), FastCDC otherwise.
@@ -326,7 +383,7 @@ struct BackupWalker {
 
     private mutating func report(_ path: RawPath) {
         guard let progress else { return }
-        let now = DispatchFreeClock.nanos()
+        let now = MonotonicClock.nanos()
         guard now - lastReport >= 100_000_000 else { return }
         lastReport = now
         progress(BackupProgress(

@@ -183,7 +183,7 @@ struct Restorer {
             result.files += 1
         }
         guard let progress else { return }
-        let now = DispatchFreeClock.nanos()
+        let now = MonotonicClock.nanos()
         guard now - lastReport >= 100_000_000 else { return }
         lastReport = now
         progress(RestoreProgress(files: result.files, bytes: result.bytes, currentPath: outcome.path.display))

@@ -122,7 +122,7 @@ extension Repository {
     /// Takes a lock, retrying for up to `waitNanos` while a conflicting lock is held. Locks of
     /// processes that are gone from this host are removed on the way.
     public func lock(exclusive: Bool, waitNanos: UInt64 = 0) async throws -> RepositoryLock {
-        let deadline = DispatchFreeClock.nanos() &+ min(waitNanos, 7 * 24 * 3600 * 1_000_000_000)
+        let deadline = MonotonicClock.nanos() &+ min(waitNanos, 7 * 24 * 3600 * 1_000_000_000)
         while true {
             let mine = try await writeLock(exclusive: exclusive)
             var conflict: String? = nil
@@ -147,7 +147,7 @@ extension Repository {
                 return held
             }
             try? await storage.delete(ObjectName(.locks, mine.hex))
-            guard DispatchFreeClock.nanos() < deadline else { throw RepositoryError.locked(conflict) }
+            guard MonotonicClock.nanos() < deadline else { throw RepositoryError.locked(conflict) }
             try await Task.sleep(nanoseconds: UInt64.random(in: 500_000_000...2_000_000_000))
         }
     }
