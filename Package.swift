@@ -17,13 +17,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
-        // C libraries from Debian: libsodium-dev, libzstd-dev, libb2-dev.
+        // C libraries from Debian: libsodium-dev, libzstd-dev, libb2-dev, libsqlite3-dev.
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CBlake2", pkgConfig: "libb2", providers: [.apt(["libb2-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
 
-        // The only module that touches C: typed wrappers over the three libraries.
-        .target(name: "CofferCrypto", dependencies: ["CSodium", "CZstd", "CBlake2"], swiftSettings: strict),
+        // The only module that touches C: typed wrappers over the four libraries (SQLite only
+        // for consistent database snapshots, SQLiteSnapshot.swift).
+        .target(name: "CofferCrypto", dependencies: ["CSodium", "CZstd", "CBlake2", "CSQLite"], swiftSettings: strict),
         // Repository format, storage, keys and the backup/restore engine.
         .target(name: "Coffer", dependencies: ["CofferCrypto"], swiftSettings: strict),
         // The `coffer` command: parses, delegates to Coffer, maps errors to exit codes.

@@ -4,7 +4,7 @@
 # snapshots and restore the latest one, checking that it matches the original byte for byte.
 #
 # Needs Swift (found on PATH or at /opt/swift/usr/bin), python3 and the C libraries:
-#   apt-get install -y libzstd-dev libb2-dev libsodium-dev python3
+#   apt-get install -y libzstd-dev libb2-dev libsodium-dev libsqlite3-dev python3
 # Run from anywhere: bash Scripts/demo.sh
 set -euo pipefail
 

@@ -65,6 +65,9 @@ struct BackupCommand: AsyncParsableCommand {
     @Flag(help: "Read every file, even those unchanged since the parent snapshot.")
     var force = false
 
+    @Flag(name: .customLong("no-consistent-databases"), help: "Copy SQLite databases as plain bytes instead of from a consistent snapshot (see README).")
+    var noConsistentDatabases = false
+
     @Option(help: ArgumentHelp(
         "A JSON backup profile: sources, rules and retention (see README, Profiles). Flags add to it.", valueName: "file"))
     var profile: String?
@@ -82,6 +85,7 @@ struct BackupCommand: AsyncParsableCommand {
             request.dryRun = dryRun
             request.hostname = host
             request.force = force
+            request.consistentDatabases = !noConsistentDatabases
             if let parent { request.parent = try await repo.resolveSnapshot(parent).id }
             let json = options.json, quiet = options.quiet
             let finalRequest = request
@@ -103,6 +107,7 @@ struct BackupCommand: AsyncParsableCommand {
             }
             Output.clearStatus()
             for w in result.warnings { Output.warning(w.description) }
+            for n in result.notices { FileHandle.standardError.write(Data("coffer: notice: \(n.description)\n".utf8)) }
             report(result)
             if let job, !dryRun, let policy = try job.retentionPolicy() {
                 try await ProfileLoader.applyRetention(policy, prune: job.retention?.prune == true, repo: repo, options: options)
