@@ -149,7 +149,11 @@ struct BackupCommand: AsyncParsableCommand {
 
     func report(_ result: BackupResult) {
         let s = result.snapshot.summary
+        let choices = result.selection?.files ?? []
         if options.json {
+            for f in choices {
+                Output.json(FileChoiceLine(path: f.path, category: f.category.rawValue, bytes: f.bytes, action: f.saved ? "save" : "skip"))
+            }
             Output.json(SummaryLine(
                 snapshotID: result.snapshotID?.hex, dryRun: dryRun, filesNew: s.filesNew, filesChanged: s.filesChanged,
                 filesUnmodified: s.filesUnmodified, filesSkipped: s.filesSkipped, directories: s.directories,
@@ -158,6 +162,9 @@ struct BackupCommand: AsyncParsableCommand {
             return
         }
         guard !options.quiet else { return }
+        for f in choices {
+            print("would \(f.saved ? "save" : "skip")  \(f.category.rawValue.padding(10)) \(Output.bytes(f.bytes).leftPad(10))  \(f.path)")
+        }
         if let selection = result.selection { printTable(selection) }
         let seconds = Double(s.durationNanos) / 1e9
         print("files: \(s.filesNew + s.filesChanged + s.filesUnmodified) processed, \(s.filesSkipped) skipped; \(s.directories) directories")
@@ -169,6 +176,15 @@ struct BackupCommand: AsyncParsableCommand {
             print("dry run: nothing was written")
         }
     }
+}
+
+/// One file of a dry run: what would happen to it.
+struct FileChoiceLine: Encodable {
+    let messageType = "file"
+    let path: String
+    let category: String
+    let bytes: UInt64
+    let action: String
 }
 
 struct ProgressLine: Encodable {

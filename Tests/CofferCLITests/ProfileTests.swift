@@ -38,6 +38,23 @@ import Testing
         try box.ok(["check", "--repo", box.repo])
     }
 
+    @Test func dryRunListsEveryFileWithWhatWouldHappenToIt() throws {
+        let box = try Sandbox()
+        try box.initRepository()
+        let src = box.path("src")
+        try FS.mkdir(raw(src))
+        try FS.writeFile(src + "/photo.jpg", [0xFF, 0xD8, 0xFF, 0xE0] + (try FS.randomBytes(1000)))
+        try FS.writeFile(src + "/clip.mp4", [0, 0, 0, 0x18] + Array("ftypisom".utf8) + (try FS.randomBytes(3000)))
+        let text = try box.ok(["backup", "--repo", box.repo, "--dry-run", "--exclude-category", "videos", src]).out
+        #expect(text.contains("would save  images") && text.contains(src + "/photo.jpg"), "\(text)")
+        #expect(text.contains("would skip  videos") && text.contains(src + "/clip.mp4"), "\(text)")
+        let json = try box.ok(["backup", "--repo", box.repo, "--dry-run", "--json", "--exclude-category", "videos", src])
+        let files = try json.jsonLines().compactMap { $0 as? [String: Any] }.filter { $0["messageType"] as? String == "file" }
+        let actions = Dictionary(uniqueKeysWithValues: files.compactMap { f in (f["path"] as? String).map { ($0, f["action"] as? String ?? "") } })
+        #expect(actions == [src + "/photo.jpg": "save", src + "/clip.mp4": "skip"])
+        #expect(try box.snapshotsJSON().isEmpty, "a dry run writes no snapshot")
+    }
+
     @Test func aBrokenProfileIsReportedClearly() throws {
         let box = try Sandbox()
         try box.initRepository()

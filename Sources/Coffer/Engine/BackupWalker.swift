@@ -42,6 +42,7 @@ struct BackupWalker {
         rules.patterns = request.excludes.compactMap { PathPattern($0) } + rules.patterns
         self.rules = rules
         classifies = request.dryRun || !rules.excludedCategories.isEmpty
+        selectionReport.recordsFiles = request.dryRun
     }
 
     /// Backs up every source path as a node of one root tree. `parentRoot` is the root tree of
@@ -93,7 +94,7 @@ struct BackupWalker {
         guard classifies else { return !tooLarge }
         let category = Self.category(path: path, name: name)
         let keep = !tooLarge && !rules.excludedCategories.contains(category)
-        selectionReport.add(category, size: size, saved: keep)
+        selectionReport.add(category, size: size, saved: keep, path: path.display)
         return keep
     }
 
@@ -122,7 +123,7 @@ struct BackupWalker {
         guard classifies else { return }
         switch st.st_mode & S_IFMT {
         case S_IFREG:
-            selectionReport.add(Self.category(path: path, name: name), size: UInt64(max(st.st_size, 0)), saved: false)
+            selectionReport.add(Self.category(path: path, name: name), size: UInt64(max(st.st_size, 0)), saved: false, path: path.display)
         case S_IFDIR where request.dryRun:
             guard let dir = path.withCString({ opendir($0) }) else { return }
             var names: [[UInt8]] = []

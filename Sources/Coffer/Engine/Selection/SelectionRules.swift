@@ -130,12 +130,24 @@ public struct SelectionReport: Sendable, Equatable {
         public init() {}
     }
 
+    /// One file a dry run would save or leave out.
+    public struct FileChoice: Sendable, Equatable {
+        public let path: String
+        public let category: ContentCategory
+        public let bytes: UInt64
+        public let saved: Bool
+    }
+
     public var saved: [ContentCategory: Tally] = [:]
     public var skipped: [ContentCategory: Tally] = [:]
+    /// Every file, in walk order, when `recordsFiles` is set (dry runs).
+    public var files: [FileChoice] = []
+    var recordsFiles = false
 
     public init() {}
 
-    mutating func add(_ category: ContentCategory, size: UInt64, saved isSaved: Bool) {
+    mutating func add(_ category: ContentCategory, size: UInt64, saved isSaved: Bool, path: String) {
+        if recordsFiles { files.append(FileChoice(path: path, category: category, bytes: size, saved: isSaved)) }
         if isSaved {
             saved[category, default: Tally()].files += 1
             saved[category, default: Tally()].bytes += size
