@@ -205,8 +205,8 @@ struct SQLiteCaptureTests {
         #expect(rows >= committedBeforeConsistent, "the consistent capture holds \(rows) of \(committedBeforeConsistent) committed rows")
     }
 
-    /// A file with a SQLite header that SQLite cannot read is backed up as plain bytes, with a
-    /// notice that does not make the exit code 3.
+    /// A database in use (here: a -journal beside it) that SQLite cannot read is backed up as
+    /// plain bytes, with a notice that does not make the exit code 3.
     @Test func unreadableDatabaseFallsBackToPlainBytesWithoutPartialExit() throws {
         let box = try Sandbox()
         try box.initRepository()
@@ -216,11 +216,36 @@ struct SQLiteCaptureTests {
         var bytes = Array("SQLite format 3\0".utf8) + [0x10, 0x00]
         bytes += try FS.randomBytes(4096 * 3 - bytes.count)
         try FS.writeFile(src + "/broken.db", bytes)
+        try FS.writeFile(src + "/broken.db-journal", [UInt8](repeating: 0, count: 512))
         let result = try box.coffer(["backup", "--repo", box.repo, src])
         #expect(result.succeeded, "exit \(result.status): \(result.err)")
         #expect(result.err.contains("backed up as plain bytes"), "stderr: \(result.err)")
         let target = box.path("restore")
         try box.ok(["restore", "--repo", box.repo, "latest", "--target", target, "--quiet"])
         #expect(try FS.readFile(target + "/odd/broken.db") == bytes)
+    }
+
+    /// A database at rest (no -wal, no -journal) is read as it is and restores bit for bit; the
+    /// snapshot would rewrite header counters.
+    @Test func aDatabaseAtRestRestoresBitForBit() throws {
+        let box = try Sandbox()
+        try box.initRepository()
+        let src = box.path("chat")
+        try FS.mkdir(src)
+        let db = src + "/messages.db"
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        python.arguments = ["python3", "-c", """
+            import sqlite3, sys
+            c = sqlite3.connect(sys.argv[1]); c.execute('create table m(id integer primary key, body text)')
+            c.executemany('insert into m(body) values (?)', [('message %d' % i,) for i in range(2000)]); c.commit(); c.close()
+            """, db]
+        try python.run()
+        python.waitUntilExit()
+        try #require(python.terminationStatus == 0)
+        try box.ok(["backup", "--repo", box.repo, "--quiet", src])
+        let target = box.path("out")
+        try box.ok(["restore", "--repo", box.repo, "latest", "--target", target, "--quiet"])
+        #expect(try FS.readFile(target + "/chat/messages.db") == FS.readFile(db))
     }
 }

@@ -248,60 +248,83 @@ struct BackupWalker {
             warn(path, FileError(errno: errno, operation: "fstat"))
             return nil
         }
-        // A SQLite database is read from a consistent snapshot of it (same pages, same cutter);
-        // the node keeps the live file's metadata and the snapshot's size.
-        var readFD = fd
-        var sizeHint = Int(st.st_size)
-        var snapshot: SQLiteSnapshot? = nil
-        defer {
-            if readFD != fd { close(readFD) }
-            snapshot?.remove()
-        }
-        if request.consistentDatabases && Self.isSQLite(fd) {
-            do {
-                let s = try SQLiteSnapshot.capture(database: path.bytes)
-                snapshot = s
-                let sfd = open(s.path, O_RDONLY | O_CLOEXEC)
-                var sst = Glibc.stat()
-                if sfd >= 0 && fstat(sfd, &sst) == 0 {
-                    readFD = sfd
-                    sizeHint = Int(sst.st_size)
-                } else {
-                    if sfd >= 0 { close(sfd) }
-                    notices.append(BackupWarning(path: path.display, message: "backed up as plain bytes: cannot read its snapshot: \(String(cString: strerror(errno)))"))
-                }
-            } catch {
-                notices.append(BackupWarning(path: path.display, message: "backed up as plain bytes: \(error)"))
-            }
-        }
-        var reader = ChunkReader(fd: readFD, cutter: cutter(for: readFD), sizeHint: sizeHint)
-        var chunks: [BlobID] = []
+        // A SQLite database that is in use (a non-empty -wal, or a -journal) is read from a
+        // consistent snapshot of it (same pages, same cutter). One at rest is read as it is, so
+        // it restores bit for bit — unless it changed while being read; then the snapshot.
+        // The node keeps the live file's metadata and the size of what was read.
+        let isDatabase = request.consistentDatabases && Self.isSQLite(fd)
+        var result: (bytes: UInt64, chunks: [BlobID])? = nil
         do {
-            while true {
-                var handle: BlobHandle? = nil
-                var copy: [UInt8]? = nil
-                let more = try reader.next { chunk in
-                    let h = BlobHandle(id: repository.keys.blobID(of: chunk), type: .data)
-                    handle = h
-                    if !index.contains(h) && !pending.contains(h) { copy = Array(chunk) }
-                    summary.bytesProcessed += UInt64(chunk.count)
+            if !isDatabase || !isInUse(path) {
+                let plain = try await chunkFile(fd, sizeHint: Int(st.st_size), path: path, group: &group)
+                if !isDatabase || Self.unchanged(fd, since: st) { result = plain }
+            }
+            if result == nil {
+                do {
+                    let snapshot = try SQLiteSnapshot.capture(database: path.bytes)
+                    defer { snapshot.remove() }
+                    let sfd = open(snapshot.path, O_RDONLY | O_CLOEXEC)
+                    guard sfd >= 0 else { throw FileError(errno: errno, operation: "open the database snapshot") }
+                    defer { close(sfd) }
+                    var sst = Glibc.stat()
+                    _ = fstat(sfd, &sst)
+                    result = try await chunkFile(sfd, sizeHint: Int(sst.st_size), path: path, group: &group)
+                    capturedDatabases.insert(path.bytes)
+                } catch is CancellationError {
+                    throw CancellationError()
+                } catch {
+                    notices.append(BackupWarning(path: path.display, message: "backed up as plain bytes: \(error)"))
+                    guard lseek(fd, 0, SEEK_SET) == 0 else { throw FileError(errno: errno, operation: "seek") }
+                    result = try await chunkFile(fd, sizeHint: Int(st.st_size), path: path, group: &group)
                 }
-                guard more, let handle else { break }
-                chunks.append(handle.id)
-                if let copy {
-                    pending.insert(handle)
-                    try await submit(handle, copy, group: &group)
-                }
-                report(path)
-                try Task.checkCancellation()
             }
         } catch let e as FileError {
             warn(path, e)
             return nil
         }
         report(path)
-        if readFD != fd { capturedDatabases.insert(path.bytes) }
-        return (reader.bytesRead, chunks, Self.metadata(st))
+        guard let result else { return nil }
+        return (result.bytes, result.chunks, Self.metadata(st))
+    }
+
+    /// Chunks a file from its current offset to its end, queueing new blobs; returns the bytes
+    /// read and the chunk ids.
+    private mutating func chunkFile(_ fd: Int32, sizeHint: Int, path: RawPath, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> (bytes: UInt64, chunks: [BlobID]) {
+        var reader = ChunkReader(fd: fd, cutter: cutter(for: fd), sizeHint: sizeHint)
+        var chunks: [BlobID] = []
+        while true {
+            var handle: BlobHandle? = nil
+            var copy: [UInt8]? = nil
+            let more = try reader.next { chunk in
+                let h = BlobHandle(id: repository.keys.blobID(of: chunk), type: .data)
+                handle = h
+                if !index.contains(h) && !pending.contains(h) { copy = Array(chunk) }
+                summary.bytesProcessed += UInt64(chunk.count)
+            }
+            guard more, let handle else { break }
+            chunks.append(handle.id)
+            if let copy {
+                pending.insert(handle)
+                try await submit(handle, copy, group: &group)
+            }
+            report(path)
+            try Task.checkCancellation()
+        }
+        return (reader.bytesRead, chunks)
+    }
+
+    /// Whether a database is being written: a non-empty -wal or a -journal next to it.
+    private func isInUse(_ path: RawPath) -> Bool {
+        var st = Glibc.stat()
+        let journal = RawPath(bytes: path.bytes + Array("-journal".utf8)).withCString { lstat($0, &st) } == 0
+        return journal || hasPendingWAL(path)
+    }
+
+    /// Whether an open file still has the size and times it had before it was read.
+    static func unchanged(_ fd: Int32, since before: stat) -> Bool {
+        var now = Glibc.stat()
+        return fstat(fd, &now) == 0 && now.st_size == before.st_size && nanos(now.st_mtim) == nanos(before.st_mtim)
+            && nanos(now.st_ctim) == nanos(before.st_ctim)
     }
 
     /// A parent tree, or nil when there is none or it cannot be read (then files are simply read again).
