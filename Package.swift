@@ -15,6 +15,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // HTTP for the S3 backend (Storage/S3); NIO for the byte buffers and headers it uses.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C libraries from Debian: libsodium-dev, libzstd-dev, libb2-dev, libsqlite3-dev.
@@ -27,7 +30,15 @@ let package = Package(
         // for consistent database snapshots, SQLiteSnapshot.swift).
         .target(name: "CofferCrypto", dependencies: ["CSodium", "CZstd", "CBlake2", "CSQLite"], swiftSettings: strict),
         // Repository format, storage, keys and the backup/restore engine.
-        .target(name: "Coffer", dependencies: ["CofferCrypto"], swiftSettings: strict),
+        .target(
+            name: "Coffer",
+            dependencies: [
+                "CofferCrypto",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict),
         // The `coffer` command: parses, delegates to Coffer, maps errors to exit codes.
         .executableTarget(
             name: "CofferCLI",
@@ -36,6 +47,6 @@ let package = Package(
 
         .testTarget(name: "CofferCryptoTests", dependencies: ["CofferCrypto"], swiftSettings: strict),
         .testTarget(name: "CofferTests", dependencies: ["Coffer", "CofferCrypto"], swiftSettings: strict),
-        .testTarget(name: "CofferCLITests", dependencies: ["CofferCLI"], swiftSettings: strict),
+        .testTarget(name: "CofferCLITests", dependencies: ["CofferCLI", "Coffer"], swiftSettings: strict),
     ]
 )

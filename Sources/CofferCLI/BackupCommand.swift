@@ -108,7 +108,7 @@ struct BackupCommand: AsyncParsableCommand {
             Output.clearStatus()
             for w in result.warnings { Output.warning(w.description) }
             for n in result.notices { FileHandle.standardError.write(Data("coffer: notice: \(n.description)\n".utf8)) }
-            report(result)
+            report(result, transfer: repo.storage.meter?.current)
             if let job, !dryRun, let policy = try job.retentionPolicy() {
                 try await ProfileLoader.applyRetention(policy, prune: job.retention?.prune == true, repo: repo, options: options)
             }
@@ -147,7 +147,7 @@ struct BackupCommand: AsyncParsableCommand {
         return rules
     }
 
-    func report(_ result: BackupResult) {
+    func report(_ result: BackupResult, transfer: TransferMeter.Totals?) {
         let s = result.snapshot.summary
         let choices = result.selection?.files ?? []
         if options.json {
@@ -158,7 +158,8 @@ struct BackupCommand: AsyncParsableCommand {
                 snapshotID: result.snapshotID?.hex, dryRun: dryRun, filesNew: s.filesNew, filesChanged: s.filesChanged,
                 filesUnmodified: s.filesUnmodified, filesSkipped: s.filesSkipped, directories: s.directories,
                 bytesProcessed: s.bytesProcessed, bytesAdded: s.bytesAdded, bytesStored: s.bytesStored, blobsAdded: s.blobsAdded,
-                durationSeconds: Double(s.durationNanos) / 1e9, selection: result.selection.map(SelectionLine.init)))
+                durationSeconds: Double(s.durationNanos) / 1e9, selection: result.selection.map(SelectionLine.init),
+                transfer: transfer.map(TransferLine.init), packsResumed: result.packsResumed))
             return
         }
         guard !options.quiet else { return }
@@ -170,6 +171,8 @@ struct BackupCommand: AsyncParsableCommand {
         print("files: \(s.filesNew + s.filesChanged + s.filesUnmodified) processed, \(s.filesSkipped) skipped; \(s.directories) directories")
         print("processed \(Output.bytes(s.bytesProcessed)) in \(String(format: "%.2f", seconds)) s (\(Output.bytes(UInt64(Double(s.bytesProcessed) / max(seconds, 0.001))))/s)")
         print("added \(Output.bytes(s.bytesAdded)) in \(s.blobsAdded) new blobs, \(Output.bytes(s.bytesStored)) stored")
+        if result.packsResumed > 0 { print("reused \(result.packsResumed) packs uploaded by an interrupted backup") }
+        if let transfer { print(TransferLine.text(transfer)) }
         if let id = result.snapshotID {
             print("snapshot \(id.short) saved")
         } else {
@@ -208,6 +211,27 @@ struct SummaryLine: Encodable {
     let durationSeconds: Double
     /// Per-category numbers (a dry run, or a run with --exclude-category); omitted otherwise.
     let selection: SelectionLine?
+    /// Network traffic of a remote repository; omitted for a local one.
+    let transfer: TransferLine?
+    /// Packs left by an interrupted backup that this one indexed and reused.
+    let packsResumed: Int
+}
+
+/// What a remote repository cost in traffic: request bodies sent, response bodies received.
+struct TransferLine: Encodable {
+    let bytesUploaded, bytesDownloaded, requests, retries: UInt64
+
+    init(_ t: TransferMeter.Totals) {
+        bytesUploaded = t.bytesSent
+        bytesDownloaded = t.bytesReceived
+        requests = t.requests
+        retries = t.retries
+    }
+
+    static func text(_ t: TransferMeter.Totals) -> String {
+        let retried = t.retries == 0 ? "" : ", \(t.retries) retried (last: \(t.lastRetryReason ?? "?"))"
+        return "network: \(Output.bytes(t.bytesSent)) up, \(Output.bytes(t.bytesReceived)) down in \(t.requests) requests\(retried)"
+    }
 }
 
 /// `{"saved": {"images": {"files": 2, "bytes": 1234}, …}, "skipped": {…}}` with every category.

@@ -108,9 +108,11 @@ struct RestoreCommand: AsyncParsableCommand {
             for p in result.problems { Output.error(p.description) }
             if options.json {
                 Output.json(RestoreJSON(snapshotID: id.hex, files: result.files, directories: result.directories, symlinks: result.symlinks,
-                                        hardLinks: result.hardLinks, bytes: result.bytes, problems: result.problems.map(\.description)))
+                                        hardLinks: result.hardLinks, bytes: result.bytes, problems: result.problems.map(\.description),
+                                        transfer: repo.storage.meter.map { TransferLine($0.current) }))
             } else if !options.quiet {
                 print("restored \(result.files) files, \(result.directories) directories, \(result.symlinks) symlinks (\(Output.bytes(result.bytes))) to \(target)")
+                if let meter = repo.storage.meter { print(TransferLine.text(meter.current)) }
             }
             if !result.problems.isEmpty {
                 throw ExitCode(1)
@@ -123,4 +125,5 @@ struct RestoreJSON: Encodable {
     let snapshotID: String
     let files, directories, symlinks, hardLinks, bytes: UInt64
     let problems: [String]
+    let transfer: TransferLine?
 }

@@ -26,6 +26,11 @@ struct InitCommand: AsyncParsableCommand {
                 opsLimit: argon2Iterations ?? PasswordCost.standard.opsLimit,
                 memoryBytes: (argon2MemoryMib.map { $0 << 20 }) ?? PasswordCost.standard.memoryBytes)
             if let m = argon2MemoryMib, m == 0 { init_.passwordCost.memoryBytes = 8 << 10 }  // test-only floor
+            // Ask for the bucket before the password: a typo in the URL or the keys should not
+            // cost the user a password entry.
+            if let s3 = storage as? S3Storage, try await s3.prepareBucket(create: true), !options.quiet, !options.json {
+                print("created bucket \(s3.s3.bucket)")
+            }
             let password = try Secrets.newPassword(file: options.passwordFile)
             let repo = try await Repository.initialize(storage: storage, credential: .password(password), options: init_)
             var recovery: RecoveryKey? = nil

@@ -5,8 +5,15 @@ import Foundation
 
 /// Options every repository command shares.
 struct RepositoryOptions: ParsableArguments {
-    @Option(name: [.customShort("r"), .long], help: ArgumentHelp("Repository location (a local path).", valueName: "path"))
+    @Option(name: [.customShort("r"), .long], help: ArgumentHelp(
+        "Repository location: a local path, or s3:https://HOST[:PORT]/BUCKET[/PREFIX] (s3:http://… for a local server).",
+        valueName: "location"))
     var repo: String?
+
+    @Option(name: [.customShort("o"), .customLong("option")], help: ArgumentHelp(
+        "Backend option NAME=VALUE, repeatable: s3.connections (default 5), s3.retries (7), s3.timeout (seconds, 60), s3.region, s3.bucket-lookup (auto|path|dns).",
+        valueName: "name=value"))
+    var backendOptions: [String] = []
 
     @Option(help: ArgumentHelp("Read the password from this file (first line).", valueName: "file"))
     var passwordFile: String?
@@ -28,13 +35,25 @@ struct RepositoryOptions: ParsableArguments {
     @Flag(help: "Do not use the local metadata cache.")
     var noCache = false
 
-    func storage() throws -> LocalStorage {
+    func storage() throws -> any Storage {
         guard let path = repo ?? Environment.value("COFFER_REPOSITORY"), !path.isEmpty else {
             throw CLIError.usage("no repository given: use --repo PATH or set COFFER_REPOSITORY")
         }
-        if path.hasPrefix("s3:") { throw CLIError.usage("S3 repositories are not supported by this build yet") }
-        return LocalStorage(path: path)
+        let settings = try backendOptions.map { text -> (name: String, value: String) in
+            guard let eq = text.firstIndex(of: "="), eq != text.startIndex else {
+                throw CLIError.usage("-o \(text): expected NAME=VALUE")
+            }
+            return (String(text[..<eq]), String(text[text.index(after: eq)...]))
+        }
+        guard path.hasPrefix("s3:") else {
+            if let first = settings.first { throw CLIError.usage("option \(first.name) applies to S3 repositories only") }
+            return LocalStorage(path: path)
+        }
+        return try S3Backend.storage(url: path, settings: settings)
     }
+
+    /// Whether the repository is remote, so metadata is worth caching locally.
+    var isRemote: Bool { (repo ?? Environment.value("COFFER_REPOSITORY"))?.hasPrefix("s3:") == true }
 
     /// The credential given by flags, environment or prompt.
     func credential(prompt: String = "Repository password: ") throws -> Credential {
@@ -51,8 +70,13 @@ struct RepositoryOptions: ParsableArguments {
         let storage = try storage()
         let credential = try credential()
         let repo = try await Repository.open(storage: storage, credential: credential)
-        // A local repository is as fast to read as a cache would be, so it gets one only when asked.
-        if !noCache, let base = cacheDir ?? Environment.value("COFFER_CACHE_DIR") { repo.useCache(base: base) }
+        // A local repository is as fast to read as a cache would be, so it gets one only when
+        // asked; a remote one gets one by default.
+        if !noCache, let base = cacheDir ?? Environment.value("COFFER_CACHE_DIR")
+            ?? (isRemote ? MetadataCache.defaultBase(environment: ProcessInfo.processInfo.environment) : nil)
+        {
+            repo.useCache(base: base)
+        }
         return (repo, credential)
     }
 }

@@ -155,7 +155,7 @@ final class RunningCoffer {
 /// Everything is removed when the sandbox goes away.
 final class Sandbox {
     let root: URL
-    let repo: String
+    var repo: String
     var password = "correct horse battery staple"
 
     init() throws {

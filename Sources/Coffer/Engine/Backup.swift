@@ -68,6 +68,9 @@ public struct BackupResult: Sendable {
     /// Per-category counts of what was saved and left out; filled for a dry run or when a
     /// category rule is active, nil otherwise.
     public var selection: SelectionReport? = nil
+    /// Packs an interrupted backup had uploaded that no index named; this run indexed and
+    /// reused them rather than uploading their data again.
+    public var packsResumed = 0
 }
 
 public enum BackupError: Error, CustomStringConvertible {
@@ -96,10 +99,21 @@ extension Repository {
 
     private func runBackup(_ request: BackupRequest, lock: RepositoryLock?, progress: (@Sendable (BackupProgress) -> Void)?) async throws -> BackupResult {
         let started = MonotonicClock.nanos()
-        let index = try await loadIndex()
+        var index = try await loadIndex()
+        // Packs of an interrupted run: always looked for on a local or uncached repository
+        // (a cheap listing), on a remote one only when this machine's cache says a run did not
+        // finish, so a daily backup does not list every pack.
+        let run = request.dryRun ? nil : cache?.beginBackup()
+        var resumed: [IndexFile.Pack] = []
+        let looksForUnindexed = !request.dryRun && (cache == nil || storage is LocalStorage || run?.earlierUnfinished == true)
+        if looksForUnindexed {
+            resumed = try await unindexedPacks(known: index)
+            for pack in resumed { index.add(pack) }
+        }
         // Nothing that references data (an index, the snapshot) is written unless the lock
         // still certainly holds: a prune may only have run if it lapsed.
         let assembler = PackAssembler(repository: self, dryRun: request.dryRun, beforeIndex: { try await lock?.ensureHeld() })
+        assembler.adopt(resumed)
         let parent = try await findParent(request)
         let scanner = SizeScanner()
         defer { scanner.stop() }
@@ -132,7 +146,10 @@ extension Repository {
         if request.dryRun { return BackupResult(snapshotID: nil, snapshot: snapshot, warnings: walker.warnings, notices: walker.notices, selection: report) }
         try await lock?.ensureHeld()
         let (id, _) = try await saveSnapshot(snapshot)
-        return BackupResult(snapshotID: id, snapshot: snapshot, warnings: walker.warnings, notices: walker.notices, selection: report)
+        if let run { cache?.finishBackup(run.marker, adoptedEarlier: looksForUnindexed) }
+        var result = BackupResult(snapshotID: id, snapshot: snapshot, warnings: walker.warnings, notices: walker.notices, selection: report)
+        result.packsResumed = resumed.count
+        return result
     }
 
     /// The explicit parent, or the latest snapshot of the same host and the same source paths.

@@ -11,7 +11,7 @@ public final class MetadataCache: Sendable {
     /// Opens (creating if needed) the cache folder for one repository.
     public init?(base: String, repositoryID: Raw256) {
         directory = base + "/" + repositoryID.hex
-        for d in [base, directory, directory + "/index", directory + "/snapshots", directory + "/trees"] {
+        for d in [base, directory, directory + "/index", directory + "/snapshots", directory + "/trees", directory + "/runs"] {
             if mkdir(d, 0o700) != 0 && errno != EEXIST { return nil }
         }
     }
@@ -70,6 +70,31 @@ public final class MetadataCache: Sendable {
         }
         closedir(d)
         for name in doomed { remove(kind, name) }
+    }
+
+    // MARK: Unfinished backups
+
+    /// Records that a backup is starting; returns its marker and whether an earlier backup from
+    /// this machine never finished (crashed, killed, or failed after uploading packs).
+    func beginBackup() -> (marker: String, earlierUnfinished: Bool) {
+        var earlier = false
+        if let d = opendir(directory + "/runs") {
+            while let e = readdir(d) {
+                let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name.hasPrefix("unfinished-") { earlier = true }
+            }
+            closedir(d)
+        }
+        let marker = "unfinished-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        close(open("\(directory)/runs/\(marker)", O_WRONLY | O_CREAT | O_CLOEXEC, 0o600))
+        return (marker, earlier)
+    }
+
+    /// A backup finished: its snapshot names everything it uploaded, and every earlier
+    /// unfinished run's packs were taken over at its start.
+    func finishBackup(_ marker: String, adoptedEarlier: Bool) {
+        if adoptedEarlier { prune("runs") { $0 != marker && !$0.hasPrefix("unfinished-") } }
+        unlink("\(directory)/runs/\(marker)")
     }
 
     static func treeKey(pack: PackID, offset: UInt32, length: UInt32) -> String { "\(pack.hex)-\(offset)-\(length)" }

@@ -103,6 +103,12 @@ final class PackAssembler: @unchecked Sendable {
         }
     }
 
+    /// Packs already stored that no index names yet (left by an interrupted backup): the next
+    /// index object written names them.
+    func adopt(_ packs: [IndexFile.Pack]) {
+        lock.withLock { unindexed.append(contentsOf: packs) }
+    }
+
     /// Writes every partly filled pack and the index object for the packs not yet indexed.
     func flush() async throws {
         let rest: [OpenPack] = lock.withLock {

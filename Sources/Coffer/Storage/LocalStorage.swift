@@ -13,13 +13,7 @@ public struct LocalStorage: Storage {
         root = p
     }
 
-    func path(_ name: ObjectName) -> String {
-        switch name.kind {
-        case .config: return root + "/config"
-        case .data: return "\(root)/data/\(name.name.prefix(2))/\(name.name)"
-        default: return "\(root)/\(name.kind.rawValue)/\(name.name)"
-        }
-    }
+    func path(_ name: ObjectName) -> String { root + "/" + name.relativePath }
 
     /// Creates the folder layout; fails if `root` already holds a repository.
     public func createLayout() throws {

