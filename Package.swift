@@ -46,7 +46,13 @@ let package = Package(
             swiftSettings: strict),
 
         .testTarget(name: "CofferCryptoTests", dependencies: ["CofferCrypto"], swiftSettings: strict),
-        .testTarget(name: "CofferTests", dependencies: ["Coffer", "CofferCrypto"], swiftSettings: strict),
+        .testTarget(
+            name: "CofferTests",
+            dependencies: [
+                "Coffer", "CofferCrypto", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict),
         .testTarget(name: "CofferCLITests", dependencies: ["CofferCLI", "Coffer"], swiftSettings: strict),
     ]
 )

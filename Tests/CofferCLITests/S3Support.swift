@@ -121,6 +121,8 @@ final class S3TestServer {
         [
             "COFFER_PASSWORD": password, "COFFER_CACHE_DIR": cache, "AWS_ACCESS_KEY_ID": S3TestEnvironment.accessKey,
             "AWS_SECRET_ACCESS_KEY": secret, "AWS_PROFILE": "", "AWS_DEFAULT_REGION": "", "AWS_REGION": "",
+            // A developer's own ~/.aws files must not change what the tests see.
+            "AWS_CONFIG_FILE": "/nonexistent/aws-config", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
         ]
     }
 }

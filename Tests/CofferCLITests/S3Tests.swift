@@ -243,3 +243,32 @@ extension S3Tests {
         #expect(try box.ok(["dump", "--repo", box.repo, "latest", "/src/media/new-photo.jpg"], env: env).stdout == Data(photo))
     }
 }
+
+extension S3Tests {
+    /// Ctrl-C while uploads hang: the backup stops promptly and still removes its lock, though
+    /// a cancelled task sends no requests.
+    @Test func interruptedBackupRemovesItsLock() throws {
+        let server = try S3TestServer()
+        let box = try Sandbox()
+        box.repo = server.url(bucket: "interrupt")
+        let env = server.environment(password: box.password, cache: box.path("cache"))
+        let src = try Self.makeSource(box)
+        try box.ok(["init", "--repo", box.repo, "--argon2-memory-mib", "8", "--argon2-iterations", "1"], env: env)
+
+        let proxy = try FaultProxy(upstreamPort: server.port, plan: "always:stall:PUT:/data/", stallSeconds: 120, scratch: box.root)
+        let running = try box.start(["backup", "--repo", server.url(bucket: "interrupt", port: proxy.port), src], env: env)
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && !proxy.log.contains(where: { $0.contains(" stall ") }) { usleep(50_000) }
+        try #require(proxy.log.contains { $0.contains(" stall ") }, "no pack upload reached the proxy: \(proxy.log)")
+        let locksDuring = try FileManager.default.contentsOfDirectory(atPath: server.directory.path + "/interrupt/repo/locks")
+        #expect(locksDuring.count == 1)
+
+        running.process.interrupt()
+        let result = try running.wait(timeout: 30)
+        #expect(result.exitedNormally && result.status != 0 && result.err.contains("interrupted"), "\(result.diagnostics)")
+        let locksAfter = (try? FileManager.default.contentsOfDirectory(atPath: server.directory.path + "/interrupt/repo/locks")) ?? []
+        #expect(locksAfter.isEmpty, "the interrupted backup left its lock: \(locksAfter)")
+        // And an exclusive command runs at once.
+        try box.ok(["prune", "--repo", box.repo], env: env)
+    }
+}

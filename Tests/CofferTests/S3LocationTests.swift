@@ -170,4 +170,21 @@ import Testing
         #expect(!S3Location.isValidBucketName(".."))
         #expect(!S3Location.isValidBucketName(String(repeating: "a", count: 256)))
     }
+
+    @Test func credentialsInTheURLNeverAppearInMessages() {
+        for url in [
+            "s3:https://AKIAEXAMPLE:wJalrXUtnFEMI@s3.amazonaws.com/bucket",
+            "s3:AKIAEXAMPLE:wJalrXUtnFEMI@host/bucket",
+            "s3:ftp://AKIAEXAMPLE:wJalrXUtnFEMI@host/bucket",
+            "s3:https://AKIAEXAMPLE:wJalrXUtnFEMI@host",
+        ] {
+            do {
+                _ = try S3Location(parsing: url)
+                Issue.record("\(url) parsed")
+            } catch {
+                #expect(!"\(error)".contains("wJalrXUtnFEMI") && !"\(error)".contains("AKIAEXAMPLE"), "\(error)")
+            }
+        }
+        #expect(S3LocationError.redacted("s3:https://host/b/a@b") == "s3:https://host/b/a@b")  // '@' in the prefix is not userinfo
+    }
 }

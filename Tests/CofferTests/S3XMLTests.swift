@@ -1,3 +1,6 @@
+import AsyncHTTPClient
+import Glibc
+import NIOCore
 import Testing
 
 @testable import Coffer
@@ -104,6 +107,23 @@ import Testing
         for status in [500, 502, 503, 504, 429] { #expect(S3Transport.isTransient(Self.response(status))) }
         #expect(S3Transport.isTransient(Self.response(400, "<Error><Code>RequestTimeout</Code></Error>")))
         for status in [200, 204, 206, 400, 403, 404, 409, 416] { #expect(!S3Transport.isTransient(Self.response(status))) }
+    }
+
+    @Test func transientErrorsAreRetriedOthersAreNot() {
+        #expect(S3Transport.isTransient(S3Transport.TransportFailure.shortBody(expected: 10, received: 5)))
+        #expect(S3Transport.isTransient(HTTPClientError.remoteConnectionClosed))
+        #expect(S3Transport.isTransient(HTTPClientError.readTimeout))
+        #expect(S3Transport.isTransient(IOError(errnoCode: ECONNRESET, reason: "read")))
+        #expect(!S3Transport.isTransient(HTTPClientError.invalidURL))
+        #expect(!S3Transport.isTransient(NIOTooManyBytesError(maxBytes: 16)))
+        #expect(!S3Transport.isTransient(S3OptionError.unknown("x")))
+    }
+
+    @Test func contentRangeHeaders() {
+        #expect(ContentRange("bytes 10-19/40") == ContentRange(start: 10, end: 19, total: 40))
+        #expect(ContentRange("bytes 0-9/*")?.total == nil)
+        #expect(ContentRange("bytes */40")?.total == 40)
+        for bad in ["bytes 19-10/40", "items 0-1/2", "bytes 1-2", "bytes a-b/3", ""] { #expect(ContentRange(bad) == nil, "\(bad)") }
     }
 
     @Test func backoffGrowsWithJitterAndHonoursRetryAfter() {

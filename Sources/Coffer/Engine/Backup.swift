@@ -105,7 +105,7 @@ extension Repository {
         // finish, so a daily backup does not list every pack.
         let run = request.dryRun ? nil : cache?.beginBackup()
         var resumed: [IndexFile.Pack] = []
-        let looksForUnindexed = !request.dryRun && (cache == nil || storage is LocalStorage || run?.earlierUnfinished == true)
+        let looksForUnindexed = !request.dryRun && (cache == nil || storage is LocalStorage || run?.earlier.isEmpty == false)
         if looksForUnindexed {
             resumed = try await unindexedPacks(known: index)
             for pack in resumed { index.add(pack) }
@@ -146,7 +146,7 @@ extension Repository {
         if request.dryRun { return BackupResult(snapshotID: nil, snapshot: snapshot, warnings: walker.warnings, notices: walker.notices, selection: report) }
         try await lock?.ensureHeld()
         let (id, _) = try await saveSnapshot(snapshot)
-        if let run { cache?.finishBackup(run.marker, adoptedEarlier: looksForUnindexed) }
+        if let run { cache?.finishBackup(run.marker, settled: looksForUnindexed ? run.earlier : []) }
         var result = BackupResult(snapshotID: id, snapshot: snapshot, warnings: walker.warnings, notices: walker.notices, selection: report)
         result.packsResumed = resumed.count
         return result

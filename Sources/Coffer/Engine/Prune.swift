@@ -152,19 +152,24 @@ extension Repository {
         //    Ctrl-C is honoured up to here; from here on the deletions run to the end.
         try Task.checkCancellation()
         progress?("deleting \(indexNames.count) old index objects and \(report.packsDeleted + report.packsRepacked + unreferenced.count) packs")
-        var failures: [String] = []
-        for name in indexNames {
-            do { try await storage.delete(name) } catch { failures.append("\(name): \(error)") }
-        }
         report.indexObjectsReplaced = indexNames.count
         plans.removeAll { $0.action == .keep }
         // Truncated packs no longer named by the new index go too: their blobs were found elsewhere.
         let truncated = unusable.filter { storedSizes[$0.id.hex] != nil }.map { ObjectName(.data, $0.id.hex) }
         let doomed = plans.map { ObjectName(.data, $0.pack.id.hex) } + unreferenced.map(\.name) + truncated
-        for name in doomed {
-            do { try await storage.delete(name) } catch StorageError.notFound {} catch { failures.append("\(name): \(error)") }
+        let storage = self.storage
+        let staleIndexes = indexNames
+        let (failures, bytesAfter) = try await withoutCancellation { () async throws -> ([String], UInt64) in
+            var failures: [String] = []
+            for name in staleIndexes {
+                do { try await storage.delete(name) } catch { failures.append("\(name): \(error)") }
+            }
+            for name in doomed {
+                do { try await storage.delete(name) } catch StorageError.notFound {} catch { failures.append("\(name): \(error)") }
+            }
+            return (failures, try await storage.list(.data).reduce(0) { $0 + UInt64($1.size) })
         }
-        report.bytesAfter = try await storage.list(.data).reduce(0) { $0 + UInt64($1.size) }
+        report.bytesAfter = bytesAfter
         if !failures.isEmpty { throw PruneError.deleteFailed(failures) }
         return report
     }

@@ -74,27 +74,30 @@ public final class MetadataCache: Sendable {
 
     // MARK: Unfinished backups
 
-    /// Records that a backup is starting; returns its marker and whether an earlier backup from
-    /// this machine never finished (crashed, killed, or failed after uploading packs).
-    func beginBackup() -> (marker: String, earlierUnfinished: Bool) {
-        var earlier = false
+    /// Records that a backup is starting. Returns its marker and the markers of earlier runs
+    /// from this machine that never finished (crashed, killed, or failed after uploading packs).
+    func beginBackup() -> (marker: String, earlier: [String]) {
+        var earlier: [String] = []
         if let d = opendir(directory + "/runs") {
             while let e = readdir(d) {
                 let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if name.hasPrefix("unfinished-") { earlier = true }
+                if name.hasPrefix("unfinished-") { earlier.append(name) }
             }
             closedir(d)
         }
         let marker = "unfinished-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
-        close(open("\(directory)/runs/\(marker)", O_WRONLY | O_CREAT | O_CLOEXEC, 0o600))
+        let fd = open("\(directory)/runs/\(marker)", O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
         return (marker, earlier)
     }
 
-    /// A backup finished: its snapshot names everything it uploaded, and every earlier
-    /// unfinished run's packs were taken over at its start.
-    func finishBackup(_ marker: String, adoptedEarlier: Bool) {
-        if adoptedEarlier { prune("runs") { $0 != marker && !$0.hasPrefix("unfinished-") } }
-        unlink("\(directory)/runs/\(marker)")
+    /// A backup finished: its snapshot names what it uploaded, and the packs of the runs in
+    /// `settled` were taken over at its start. Markers of runs still going are left alone.
+    func finishBackup(_ marker: String, settled: [String]) {
+        for name in settled + [marker] { unlink("\(directory)/runs/\(name)") }
     }
 
     static func treeKey(pack: PackID, offset: UInt32, length: UInt32) -> String { "\(pack.hex)-\(offset)-\(length)" }

@@ -6,11 +6,38 @@ extension Repository {
     /// named them. Each pack's own sealed header lists its blobs, so the next backup reuses
     /// them instead of uploading the same data again. A pack whose header does not open under
     /// this repository's key is left alone (check reports it, prune deletes it).
+    ///
+    /// A storage failure (not a bad header) fails the backup rather than silently leaving packs
+    /// behind, as the marker of the unfinished run would be cleared.
     func unindexedPacks(known index: MasterIndex) async throws -> [IndexFile.Pack] {
+        let candidates = try await storage.list(.data).filter { object in
+            PackID(hex: object.name.name).map { index.packs[$0] == nil } ?? false
+        }
         var found: [IndexFile.Pack] = []
-        for object in try await storage.list(.data) {
-            guard let id = PackID(hex: object.name.name), index.packs[id] == nil else { continue }
-            if let blobs = try? await readHeader(of: object) { found.append(IndexFile.Pack(id: id, length: UInt64(object.size), blobs: blobs)) }
+        // Two small range reads per pack: a few at a time hides a remote backend's latency.
+        try await withThrowingTaskGroup(of: IndexFile.Pack?.self) { group in
+            var next = candidates.makeIterator()
+            func addNext() -> Bool {
+                guard let object = next.next() else { return false }
+                group.addTask {
+                    do {
+                        let blobs = try await self.readHeader(of: object)
+                        return IndexFile.Pack(id: PackID(hex: object.name.name)!, length: UInt64(object.size), blobs: blobs)
+                    } catch is PackFormat.Failure {
+                        return nil
+                    } catch RepositoryError.malformed {
+                        return nil
+                    } catch StorageError.notFound, StorageError.truncated {
+                        return nil
+                    }
+                }
+                return true
+            }
+            for _ in 0..<8 where addNext() {}
+            while let result = try await group.next() {
+                if let result { found.append(result) }
+                _ = addNext()
+            }
         }
         return found
     }

@@ -30,7 +30,9 @@ public final class RepositoryLock: @unchecked Sendable {
             while !Task.isCancelled {
                 try? await Task.sleep(nanoseconds: Self.refreshInterval)
                 guard !Task.isCancelled, let self else { return }
-                do { try await self.refresh() } catch { self.mutex.withLock { self.refreshError = error } }
+                // Once begun, a refresh runs to its end even if release() cancels the loop: a
+                // lock object written but not recorded in `current` would outlive us.
+                do { try await withoutCancellation { try await self.refresh() } } catch { self.mutex.withLock { self.refreshError = error } }
             }
         }
     }
@@ -54,7 +56,9 @@ public final class RepositoryLock: @unchecked Sendable {
     /// writing a snapshot that points at deleted packs.
     public func ensureHeld() async throws {
         let (id, written, failure) = mutex.withLock { (current, lastWritten, refreshError) }
-        let margin: Int64 = 5 * 60 * 1_000_000_000
+        // Wide enough for a write after this check to finish while the lock still holds: a
+        // remote backend starts no retry more than 10 minutes after a request's first attempt.
+        let margin: Int64 = 15 * 60 * 1_000_000_000
         guard BootClock.nanos() - written < UInt64(Self.staleAfterNanos - margin) else {
             throw RepositoryError.lockLost("the lock was not refreshed for too long\(failure.map { " (\($0))" } ?? "")")
         }
@@ -68,7 +72,8 @@ public final class RepositoryLock: @unchecked Sendable {
         refresher?.cancel()
         await refresher?.value  // a refresh in progress must not leave a fresh lock behind
         let id = mutex.withLock { current }
-        try? await repository.storage.delete(ObjectName(.locks, id.hex))
+        let storage = repository.storage
+        await withoutCancellation { try? await storage.delete(ObjectName(.locks, id.hex)) }
     }
 }
 

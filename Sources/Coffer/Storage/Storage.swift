@@ -92,3 +92,14 @@ extension Storage {
 
     public func read(_ name: ObjectName) async throws -> [UInt8] { try await read(name, range: nil) }
 }
+
+/// Runs `body` in a task that the caller's cancellation does not reach. For cleanup that must
+/// still happen after Ctrl-C (removing a lock, prune's deletions once the new index is written):
+/// a remote backend sends no request from a cancelled task.
+public func withoutCancellation<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await Task.detached(operation: body).value
+}
+
+public func withoutCancellation<T: Sendable>(_ body: @escaping @Sendable () async -> T) async -> T {
+    await Task.detached(operation: body).value
+}

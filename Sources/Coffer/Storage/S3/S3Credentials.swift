@@ -2,7 +2,7 @@ import Foundation
 
 /// An AWS access key pair, with the session token of temporary credentials. `description`
 /// shows the access key id only; the secret and the token never appear in messages or logs.
-public struct S3Credentials: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct S3Credentials: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     public let accessKeyID: String
     public let secretAccessKey: String
     public let sessionToken: String?
@@ -17,6 +17,8 @@ public struct S3Credentials: Sendable, Equatable, CustomStringConvertible, Custo
         "S3Credentials(accessKeyID: \(accessKeyID), secretAccessKey: <redacted>, sessionToken: \(sessionToken == nil ? "none" : "<redacted>"))"
     }
     public var debugDescription: String { description }
+    /// `dump()` and debuggers show the redacted description, not the fields.
+    public var customMirror: Mirror { Mirror(self, children: ["description": description]) }
 }
 
 /// Credentials and region for an S3 repository, and where they came from.

@@ -10,6 +10,11 @@ public enum S3Error: Error, CustomStringConvertible {
     case http(request: String, status: Int, code: String?, message: String?, attempts: Int)
     /// No answer at all (connection refused or reset, timeout), after the retries.
     case unreachable(request: String, reason: String, attempts: Int)
+    /// A failure retrying cannot mend: a host name that does not resolve, a TLS certificate
+    /// that does not verify.
+    case failed(request: String, reason: String)
+    /// The server's clock and this machine's differ by more than S3 allows (15 minutes).
+    case clockSkew(request: String, serverTime: String?)
     /// The server answered 2xx with a body that is not what S3 sends.
     case malformedResponse(request: String, detail: String)
 
@@ -29,6 +34,10 @@ public enum S3Error: Error, CustomStringConvertible {
             return "S3 \(request) failed: HTTP \(status)\(Self.detail(code, message))\(attempts > 1 ? " (after \(attempts) attempts)" : "")"
         case .unreachable(let request, let reason, let attempts):
             return "S3 \(request) failed: \(reason)\(attempts > 1 ? " (after \(attempts) attempts)" : "")"
+        case .failed(let request, let reason):
+            return "S3 \(request) failed: \(reason)"
+        case .clockSkew(let request, let serverTime):
+            return "S3 \(request): this machine's clock is too far from the server's\(serverTime.map { " (server time: \($0))" } ?? ""); set the clock right (e.g. enable NTP)"
         case .malformedResponse(let request, let detail):
             return "S3 \(request): unexpected response: \(detail)"
         }

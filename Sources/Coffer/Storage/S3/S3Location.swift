@@ -249,6 +249,21 @@ public struct S3Location: Sendable, Equatable, CustomStringConvertible {
 }
 
 public enum S3LocationError: Error, Equatable, CustomStringConvertible {
+    /// The same error with its URL redacted.
+    private var redactingURL: S3LocationError {
+        let r = Self.redacted
+        switch self {
+        case .notS3(let u): return .notS3(r(u))
+        case .malformed(let u, let why): return .malformed(r(u), why)
+        case .missingHost(let u): return .missingHost(r(u))
+        case .invalidHost(let u, let h): return .invalidHost(r(u), h.contains("@") ? "***" : h)
+        case .invalidPort(let u, let p): return .invalidPort(r(u), p)
+        case .missingBucket(let u): return .missingBucket(r(u))
+        case .invalidBucket(let u, let b): return .invalidBucket(r(u), b)
+        case .virtualHostingImpossible(let u, let b): return .virtualHostingImpossible(r(u), b)
+        }
+    }
+
     case notS3(String)
     case malformed(String, String)
     case missingHost(String)
@@ -258,8 +273,18 @@ public enum S3LocationError: Error, Equatable, CustomStringConvertible {
     case invalidBucket(String, String)
     case virtualHostingImpossible(String, String)
 
+    /// The URL as messages may show it: anything before an '@' in the host part (an access
+    /// key and secret someone put there) is replaced by "***".
+    public static func redacted(_ url: String) -> String {
+        guard let at = url.firstIndex(of: "@") else { return url }
+        let schemeEnd = url.firstRange(of: "://").map(\.upperBound) ?? url.index(url.startIndex, offsetBy: min(3, url.count))
+        guard schemeEnd <= at else { return url }
+        if let slash = url[schemeEnd...].firstIndex(of: "/"), slash < at { return url }
+        return String(url[..<schemeEnd]) + "***" + url[at...]
+    }
+
     public var description: String {
-        switch self {
+        switch self.redactingURL {
         case .notS3(let u): return "\(u) is not an S3 repository URL (expected s3:https://HOST/BUCKET[/PREFIX])"
         case .malformed(let u, let why): return "malformed S3 URL \(u): \(why)"
         case .missingHost(let u): return "S3 URL \(u) has no host (expected s3:https://HOST/BUCKET[/PREFIX])"

@@ -3,6 +3,7 @@ import CofferCrypto
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 
 /// One S3 answer, body read whole.
 struct S3Response: Sendable {
@@ -49,22 +50,43 @@ final class S3Transport: Sendable {
         var body: [UInt8]? = nil
         /// What the request is, for messages: "GET data/ab/ab12…".
         var label: String
+        /// The longest answer accepted: a range read's length plus room for an error body;
+        /// listings and error bodies are small.
+        var maxResponseBytes = 16 << 20
     }
 
     /// Sends `request`, retrying transient failures. Returns the final answer, success or not
     /// (callers decide what a 404 means); throws only when no answer came, or the answers were
     /// transient failures to the last attempt.
+    ///
+    /// No attempt starts more than `retryWindowSeconds` after the first: a write that follows a
+    /// lock check must land well before the lock could be taken for stale (RepositoryLock).
+    ///
+    /// A cancelled task sends nothing; cleanup that must reach the server after Ctrl-C (lock
+    /// removal, prune's deletions) runs in a task of its own (`Storage.uncancelled`).
     func send(_ request: Request) async throws -> S3Response {
+        // Built once: a retry sends the same bytes without copying or hashing them again.
+        let body = request.body.map { ByteBuffer(bytes: $0) }
+        let payloadHash: String
+        if let bytes = request.body, !bytes.isEmpty {
+            // Over TLS the body is protected in transit; over plain http the signed hash lets
+            // the server refuse a corrupted upload.
+            payloadHash = location.scheme == .https ? SigV4Signer.unsignedPayload : Hex.encode(SHA256.hash(bytes))
+        } else {
+            payloadHash = SigV4Signer.emptyPayloadHash
+        }
+        let started = ContinuousClock.now
         var attempt = 0
         while true {
             attempt += 1
             try Task.checkCancellation()
             let failure: String
             var retryAfter: Double? = nil
+            let lastAttempt = attempt >= options.attempts || ContinuousClock.now - started > .seconds(options.retryWindowSeconds)
             do {
-                let response = try await slots.withSlot { try await self.sendOnce(request) }
+                let response = try await slots.withSlot { try await self.sendOnce(request, body: body, payloadHash: payloadHash) }
                 guard Self.isTransient(response) else { return response }
-                if attempt >= options.attempts {
+                if lastAttempt {
                     let e = response.errorBody
                     throw S3Error.http(request: request.label, status: response.status, code: e.code, message: e.message, attempts: attempt)
                 }
@@ -74,13 +96,31 @@ final class S3Transport: Sendable {
                 throw error
             } catch {
                 if Task.isCancelled || error is CancellationError { throw CancellationError() }
-                if attempt >= options.attempts {
+                guard Self.isTransient(error) else { throw S3Error.failed(request: request.label, reason: Self.describe(error)) }
+                if lastAttempt {
                     throw S3Error.unreachable(request: request.label, reason: Self.describe(error), attempts: attempt)
                 }
                 failure = Self.describe(error)
             }
             meter.noteRetry(failure)
             try await Task.sleep(nanoseconds: UInt64(backoff(attempt: attempt, retryAfter: retryAfter) * 1e9))
+        }
+    }
+
+    /// Failures worth another attempt: the connection broke, went quiet or was refused (a
+    /// server restarting), or the answer was cut short or garbled. Not: a host name that does not resolve,
+    /// a TLS certificate that does not verify, an answer too long to be one Coffer asked for.
+    static func isTransient(_ error: any Error) -> Bool {
+        switch error {
+        // A garbled or cut-off answer (HTTPParserError) is as transient as a dropped one.
+        case is TransportFailure, is IOError, is ChannelError, is HTTPParserError: return true
+        case let e as HTTPClientError:
+            return [.remoteConnectionClosed, .readTimeout, .writeTimeout, .connectTimeout, .deadlineExceeded,
+                    .getConnectionFromPoolTimeout, .tlsHandshakeTimeout].contains(e)
+        case let e as NIOConnectionError:
+            // Every address refused or timed out; not when resolving the name failed.
+            return !e.connectionErrors.isEmpty
+        default: return false
         }
     }
 
@@ -95,20 +135,12 @@ final class S3Transport: Sendable {
     static func isTransient(_ response: S3Response) -> Bool {
         switch response.status {
         case 500, 502, 503, 504, 429: return true
-        case 400: return ["RequestTimeout", "SlowDown", "RequestTimeTooSkewed"].contains(response.errorBody.code ?? "")
+        case 400: return ["RequestTimeout", "SlowDown"].contains(response.errorBody.code ?? "")
         default: return false
         }
     }
 
-    private func sendOnce(_ request: Request) async throws -> S3Response {
-        let payloadHash: String
-        if let body = request.body, !body.isEmpty {
-            // Over TLS the body is protected in transit; over plain http the signed hash keeps
-            // a corrupted upload from being stored.
-            payloadHash = location.scheme == .https ? SigV4Signer.unsignedPayload : Hex.encode(SHA256.hash(body))
-        } else {
-            payloadHash = SigV4Signer.emptyPayloadHash
-        }
+    private func sendOnce(_ request: Request, body: ByteBuffer?, payloadHash: String) async throws -> S3Response {
         let signed = signer.sign(
             method: request.method.rawValue, host: location.hostHeader, path: location.requestPath(key: request.key),
             query: request.query, headers: request.headers, payloadHash: payloadHash, date: Date())
@@ -118,16 +150,17 @@ final class S3Transport: Sendable {
         http.method = request.method
         http.headers.add(name: "Host", value: location.hostHeader)
         for h in signed.headers + request.headers { http.headers.add(name: h.name, value: h.value) }
-        if let body = request.body {
+        if let body {
             http.body = .bytes(body)
         } else if request.method == .PUT {
             http.headers.add(name: "Content-Length", value: "0")
         }
-        // Time to send the body at a crawl (64 KiB/s) on top of the idle timeout.
-        let seconds = options.timeoutSeconds + Double(request.body?.count ?? 0) / 65536
-        meter.noteRequest(sent: request.body?.count ?? 0)
+        // Stalls are caught by the idle timeouts (connect, write, read); the deadline only
+        // bounds a transfer that keeps trickling.
+        let seconds = max(options.timeoutSeconds * 10, 600) + Double(body?.readableBytes ?? 0) / 16384
+        meter.noteRequest(sent: body?.readableBytes ?? 0)
         let response = try await client.execute(http, deadline: .now() + .milliseconds(Int64(seconds * 1000)))
-        var buffer = try await response.body.collect(upTo: Self.maxResponseBytes)
+        var buffer = try await response.body.collect(upTo: request.maxResponseBytes)
         let body = buffer.readBytes(length: buffer.readableBytes) ?? []
         meter.noteReceived(body.count)
         if request.method != .HEAD, let declared = response.headers.first(name: "content-length").flatMap(Int.init), declared != body.count {
@@ -135,9 +168,6 @@ final class S3Transport: Sendable {
         }
         return S3Response(status: Int(response.status.code), headers: response.headers, body: body)
     }
-
-    /// Packs are at most a few hundred MiB; anything larger is not an answer Coffer asked for.
-    static let maxResponseBytes = 1 << 30
 
     enum TransportFailure: Error, CustomStringConvertible {
         case shortBody(expected: Int, received: Int)
@@ -151,7 +181,7 @@ final class S3Transport: Sendable {
     static func describe(_ error: any Error) -> String {
         if let e = error as? HTTPClientError {
             switch e {
-            case .deadlineExceeded, .readTimeout: return "timed out"
+            case .deadlineExceeded, .readTimeout, .writeTimeout: return "timed out"
             case .connectTimeout: return "timed out connecting"
             case .remoteConnectionClosed: return "the server closed the connection"
             default: return "\(e)"
@@ -181,7 +211,7 @@ enum HTTPClients {
                 if let c = clients[key] { return c }
                 var config = HTTPClient.Configuration()
                 let timeout = TimeAmount.milliseconds(Int64(timeoutSeconds * 1000))
-                config.timeout = .init(connect: min(timeout, .seconds(30)), read: timeout)
+                config.timeout = .init(connect: min(timeout, .seconds(30)), read: timeout, write: timeout)
                 config.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: connections)
                 config.httpVersion = .http1Only
                 config.decompression = .disabled
