@@ -77,6 +77,19 @@ import Testing
         ])
         v.append(("tree-payload", Hex.encode(tree.encoded())))
 
+        // A long file: 20,000 chunk ids (the blob ids of "chunk 0" … "chunk 19999") cut into
+        // chunk lists, the first list's payload, and a tree naming the lists.
+        let manyChunks = (0..<20_000).map { k.blobID(of: Array("chunk \($0)".utf8)) }
+        let lists = ChunkList.split(manyChunks)
+        v.append(("chunk-list-lengths", lists.map { String($0.count) }.joined(separator: ",")))
+        let listIDs = lists.map { k.blobID(of: ChunkList.encode($0)) }
+        v.append(("chunk-list-payload", Hex.encode(ChunkList.encode(manyChunks[0..<3]))))
+        let longTree = Tree(nodes: [
+            TreeNode(name: Array("msgstore.db".utf8), metadata: meta, content: .file(size: 20_000 * 4096, chunks: manyChunks),
+                     chunkLists: Array(listIDs.prefix(2))),
+        ])
+        v.append(("tree-long-file-payload", Hex.encode(longTree.encoded())))
+
         var summary = BackupSummary()
         summary.filesNew = 1
         summary.bytesProcessed = 104

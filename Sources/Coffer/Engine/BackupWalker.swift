@@ -152,14 +152,17 @@ struct BackupWalker {
         case S_IFREG:
             guard selectFile(path: path, name: name, st: st) else { return nil }
             // A live database's main file can stay unchanged while commits pile up in its -wal.
-            if let previous, !hasPendingWAL(path), let reused = reuse(previous, st: st) { return TreeNode(name: name, metadata: meta, content: reused) }
+            if let previous, !hasPendingWAL(path), let reused = reuse(previous, st: st) {
+                return TreeNode(name: name, metadata: meta, content: reused, chunkLists: previous.chunkLists)
+            }
             guard let (size, chunks, fileMeta) = try await backupFile(path: path, group: &group) else { return nil }
             switch previous?.content {
             case .file(let oldSize, let oldChunks)? where oldSize == size && oldChunks == chunks: summary.filesUnmodified += 1
             case .some: summary.filesChanged += 1
             case nil: summary.filesNew += 1
             }
-            return TreeNode(name: name, metadata: fileMeta, content: .file(size: size, chunks: chunks))
+            let lists = chunks.count > ChunkList.threshold ? try await storeChunkLists(chunks, group: &group) : nil
+            return TreeNode(name: name, metadata: fileMeta, content: .file(size: size, chunks: chunks), chunkLists: lists)
         case S_IFDIR:
             var previousSubtree: BlobID? = nil
             if case .directory(let id)? = previous?.content { previousSubtree = id }
@@ -340,7 +343,8 @@ struct BackupWalker {
         let m = previous.metadata
         guard size == UInt64(st.st_size), m.mtimeNanos == Self.nanos(st.st_mtim), m.ctimeNanos == Self.nanos(st.st_ctim),
             m.inode == UInt64(st.st_ino),
-            chunks.allSatisfy({ index.contains(BlobHandle(id: $0, type: .data)) })
+            chunks.allSatisfy({ index.contains(BlobHandle(id: $0, type: .data)) }),
+            (previous.chunkLists ?? []).allSatisfy({ index.contains(BlobHandle(id: $0, type: .tree)) })
         else { return nil }
         summary.filesUnmodified += 1
         summary.bytesProcessed += size
@@ -381,7 +385,20 @@ struct BackupWalker {
 
     private mutating func storeTree(_ tree: Tree, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> BlobID {
         let bytes = tree.encoded()
-        guard bytes.count < Int(UInt32.max) - (64 << 20) else { throw RepositoryError.treeTooLarge("a directory or file list") }
+        guard bytes.count < Int(UInt32.max) - (64 << 20) else { throw RepositoryError.treeTooLarge("a directory") }
+        return try await storeMetadata(bytes, group: &group)
+    }
+
+    /// A long file's chunk ids as chunk-list blobs (FORMAT.md §9.1); unchanged lists are
+    /// already stored and cost nothing.
+    private mutating func storeChunkLists(_ chunks: [BlobID], group: inout ThrowingTaskGroup<Void, any Error>) async throws -> [BlobID] {
+        var ids: [BlobID] = []
+        for list in ChunkList.split(chunks) { ids.append(try await storeMetadata(ChunkList.encode(list), group: &group)) }
+        return ids
+    }
+
+    /// Stores a tree-type blob unless it is already stored or queued.
+    private mutating func storeMetadata(_ bytes: [UInt8], group: inout ThrowingTaskGroup<Void, any Error>) async throws -> BlobID {
         let handle = BlobHandle(id: repository.keys.blobID(of: bytes), type: .tree)
         if !index.contains(handle) && pending.insert(handle).inserted {
             try await submit(handle, bytes, group: &group)

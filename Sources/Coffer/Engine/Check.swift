@@ -676,7 +676,10 @@ struct Checker {
                 for node in tree.nodes {
                     let child = path + "/" + node.displayName
                     switch node.content {
-                    case .file(_, let chunks):
+                    case .file(_, var chunks):
+                        for list in node.chunkLists ?? [] {
+                            chunks += await checkedChunkList(list, index: index, decompressor: decompressor, reported: &reported, snapshot: id, path: child)
+                        }
                         for chunk in chunks {
                             let h = BlobHandle(id: chunk, type: .data)
                             if !index.contains(h) && reported.insert(h).inserted {
@@ -693,6 +696,31 @@ struct Checker {
             }
         }
         tell(.snapshots, total, total)
+    }
+
+    /// A long file's chunk list (FORMAT.md §9.1): indexed, readable and well formed, or
+    /// reported (once) and taken as empty.
+    mutating func checkedChunkList(
+        _ list: BlobID, index: MasterIndex, decompressor: ZstdDecompressor, reported: inout Set<BlobHandle>, snapshot: SnapshotID, path: String
+    ) async -> [BlobID] {
+        let handle = BlobHandle(id: list, type: .tree)
+        guard let entry = index.lookup(handle) else {
+            if reported.insert(handle).inserted {
+                add(CheckProblem(.notInIndex, .blob(handle, pack: nil), "chunk list not in any index", snapshot: snapshot, path: path))
+            }
+            return []
+        }
+        do {
+            let bytes = try await repository.loadBlob(handle, index: index, decompressor: decompressor)
+            report.bytesRead += UInt64(entry.length)
+            return try ChunkList.decode(bytes, id: list)
+        } catch {
+            if reported.insert(handle).inserted {
+                let kind: CheckProblem.Kind = error is MalformedObject ? .malformed : .damaged
+                add(CheckProblem(kind, .blob(handle, pack: entry.pack), "chunk list: \(Self.describeLoad(error))", snapshot: snapshot, path: path))
+            }
+            return []
+        }
     }
 
     /// A decoding error's text without the "malformed" its description starts with.

@@ -26,6 +26,7 @@ struct Reachability {
                 total.bytes += size
                 total.files += 1
                 for c in chunks { used.insert(BlobHandle(id: c, type: .data)) }
+                for l in node.chunkLists ?? [] { used.insert(BlobHandle(id: l, type: .tree)) }
             case .directory(let sub):
                 let t = try await addTree(sub, repository: repository, index: index)
                 total.bytes += t.bytes

@@ -36,11 +36,16 @@ public struct TreeNode: Sendable, Equatable {
     public var name: [UInt8]
     public var metadata: NodeMetadata
     public var content: Content
+    /// For a file stored in long form (node kind 4): the chunk-list blobs that hold its chunk
+    /// ids (ChunkList). A decoded tree leaves such a file's `chunks` empty until
+    /// `Repository.loadTree` reads the lists; encoding writes the lists, not the chunks.
+    public var chunkLists: [BlobID]?
 
-    public init(name: [UInt8], metadata: NodeMetadata, content: Content) {
+    public init(name: [UInt8], metadata: NodeMetadata, content: Content, chunkLists: [BlobID]? = nil) {
         self.name = name
         self.metadata = metadata
         self.content = content
+        self.chunkLists = chunkLists
     }
 
     /// For display only; invalid UTF-8 is shown with replacement characters.
@@ -59,13 +64,16 @@ public struct Tree: Sendable, Equatable {
 
     public func node(named name: [UInt8]) -> TreeNode? { nodes.first { $0.name == name } }
 
+    /// Fills in a node's content (a long file's chunks, once read); its name and place stay.
+    mutating func setContent(of index: Int, _ content: TreeNode.Content) { nodes[index].content = content }
+
     public func encoded() -> [UInt8] {
         var w = ByteWriter(capacity: 64 + nodes.count * 96)
         w.u8(Self.version)
         w.varint(nodes.count)
         for n in nodes {
             switch n.content {
-            case .file: w.u8(1)
+            case .file: w.u8(n.chunkLists == nil ? 1 : 4)
             case .directory: w.u8(2)
             case .symlink: w.u8(3)
             }
@@ -82,8 +90,9 @@ public struct Tree: Sendable, Equatable {
             switch n.content {
             case .file(let size, let chunks):
                 w.u64(size)
-                w.varint(chunks.count)
-                for c in chunks { w.id(c) }
+                let ids = n.chunkLists ?? chunks
+                w.varint(ids.count)
+                for c in ids { w.id(c) }
             case .directory(let subtree):
                 w.id(subtree)
             case .symlink(let target):
@@ -109,14 +118,20 @@ public struct Tree: Sendable, Equatable {
                 mode: try r.u32(), uid: try r.u32(), gid: try r.u32(), mtimeNanos: try r.i64(), ctimeNanos: try r.i64(),
                 device: try r.u64(), inode: try r.u64(), links: try r.u32())
             let content: TreeNode.Content
+            var lists: [BlobID]? = nil
             switch kind {
-            case 1:
+            case 1, 4:
                 let size = try r.u64()
                 let n = try r.count(atLeastBytesEach: 32)
-                var chunks: [BlobID] = []
-                chunks.reserveCapacity(n)
-                for _ in 0..<n { chunks.append(try r.id()) }
-                content = .file(size: size, chunks: chunks)
+                var ids: [BlobID] = []
+                ids.reserveCapacity(n)
+                for _ in 0..<n { ids.append(try r.id()) }
+                if kind == 4 {
+                    guard !ids.isEmpty else { throw MalformedObject("tree \(id.short): a long file without chunk lists") }
+                    lists = ids
+                    ids = []
+                }
+                content = .file(size: size, chunks: ids)
             case 2: content = .directory(subtree: try r.id())
             case 3: content = .symlink(target: try r.lengthPrefixed())
             default: throw MalformedObject("tree \(id.short): unknown node kind \(kind)")
@@ -124,9 +139,61 @@ public struct Tree: Sendable, Equatable {
             if let last = nodes.last, !last.name.lexicographicallyPrecedes(name) {
                 throw MalformedObject("tree \(id.short): names not sorted or repeated")
             }
-            nodes.append(TreeNode(name: name, metadata: meta, content: content))
+            nodes.append(TreeNode(name: name, metadata: meta, content: content, chunkLists: lists))
         }
         try r.expectEnd()
         self.nodes = nodes
+    }
+}
+
+/// The chunk ids of a file with very many chunks, stored apart from its tree in chunk-list
+/// blobs (tree-type blobs, FORMAT.md §9.1). The list is cut where a chunk id says so, so the
+/// cuts move with the content: a small change to a huge file (a database updated in a few
+/// places) changes the lists around the changed chunks, and the tree holding the file changes
+/// by a few ids, instead of rewriting one huge list every day.
+public enum ChunkList {
+    public static let format: UInt8 = 2
+    /// Files with more chunks than this are stored in long form.
+    public static let threshold = 2048
+    /// No cut before this many ids, a forced cut at `maxIDs`; between the two, a cut after an
+    /// id whose first two bytes (little-endian) have the low 10 bits set: about 1 in 1024.
+    public static let minIDs = 256
+    public static let maxIDs = 8192
+    static let cutMask: UInt16 = 0x3FF
+
+    public static func split(_ chunks: [BlobID]) -> [ArraySlice<BlobID>] {
+        var lists: [ArraySlice<BlobID>] = []
+        var start = 0
+        for (i, id) in chunks.enumerated() {
+            let length = i - start + 1
+            let mark = UInt16(truncatingIfNeeded: id.raw.w0)  // bytes 0 and 1, little-endian
+            if length >= maxIDs || (length >= minIDs && mark & cutMask == cutMask) {
+                lists.append(chunks[start...i])
+                start = i + 1
+            }
+        }
+        if start < chunks.count { lists.append(chunks[start...]) }
+        return lists
+    }
+
+    /// `u8 format (2) ‖ varint n ‖ n × data blob id`.
+    public static func encode(_ ids: ArraySlice<BlobID>) -> [UInt8] {
+        var w = ByteWriter(capacity: 8 + ids.count * 32)
+        w.u8(format)
+        w.varint(ids.count)
+        for id in ids { w.id(id) }
+        return w.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8], id: BlobID) throws -> [BlobID] {
+        var r = ByteReader(bytes, what: "chunk list \(id.short)")
+        guard try r.u8() == format else { throw MalformedObject("chunk list \(id.short): not a chunk list") }
+        let n = try r.count(atLeastBytesEach: 32)
+        guard n > 0 else { throw MalformedObject("chunk list \(id.short): empty") }
+        var ids: [BlobID] = []
+        ids.reserveCapacity(n)
+        for _ in 0..<n { ids.append(try r.id()) }
+        try r.expectEnd()
+        return ids
     }
 }

@@ -34,10 +34,26 @@ extension Repository {
         }
     }
 
+    /// A tree with every file's chunk ids, those of long files read from their chunk lists.
     public func loadTree(_ id: BlobID, index: MasterIndex) async throws -> Tree {
         let bytes = try await loadBlob(BlobHandle(id: id, type: .tree), index: index)
-        do { return try Tree(decoding: bytes, id: id) } catch {
+        var tree: Tree
+        do { tree = try Tree(decoding: bytes, id: id) } catch {
             throw RepositoryError.malformed(ObjectName(.data, "tree \(id.short)"), detail: "\(error)")
+        }
+        for (i, node) in tree.nodes.enumerated() {
+            guard let lists = node.chunkLists, case .file(let size, _) = node.content else { continue }
+            var chunks: [BlobID] = []
+            for list in lists { chunks += try await loadChunkList(list, index: index) }
+            tree.setContent(of: i, .file(size: size, chunks: chunks))
+        }
+        return tree
+    }
+
+    public func loadChunkList(_ id: BlobID, index: MasterIndex) async throws -> [BlobID] {
+        let bytes = try await loadBlob(BlobHandle(id: id, type: .tree), index: index)
+        do { return try ChunkList.decode(bytes, id: id) } catch {
+            throw RepositoryError.malformed(ObjectName(.data, "chunk list \(id.short)"), detail: "\(error)")
         }
     }
 }
