@@ -137,7 +137,7 @@ final class FaultProxy {
     init(upstreamPort: Int, plan: String, stallSeconds: Int = 30, scratch: URL) throws {
         logPath = scratch.appendingPathComponent("proxy-\(UUID().uuidString).log").path
         let stdoutPath = scratch.appendingPathComponent("proxy-\(UUID().uuidString).out")
-        FileManager.default.createFile(atPath: stdoutPath.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: stdoutPath.path, contents: nil)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = [
