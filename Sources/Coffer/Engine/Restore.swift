@@ -216,12 +216,23 @@ struct Restorer {
         var failure: String? = nil
         var offset: UInt64 = 0
         do {
-            for chunk in chunks {
+            // A window of chunks at a time, fetched together (Repository.loadBlobs): bounded
+            // memory, and few round trips to a remote repository.
+            var start = 0
+            while start < chunks.count {
                 try Task.checkCancellation()
-                let bytes = try await repository.loadBlob(BlobHandle(id: chunk, type: .data), index: index, decompressor: decompressor)
-                // All-zero chunks become holes: sparse files stay sparse.
-                if !isZero(bytes) { try writeAll(fd, bytes, at: offset) }
-                offset += UInt64(bytes.count)
+                var end = start, windowBytes = 0
+                while end < chunks.count && (end == start || windowBytes < Self.windowBytes) {
+                    windowBytes += Int(index.lookup(BlobHandle(id: chunks[end], type: .data))?.length ?? 0)
+                    end += 1
+                }
+                let plains = try await repository.loadBlobs(chunks[start..<end].map { BlobHandle(id: $0, type: .data) }, index: index)
+                for bytes in plains {
+                    // All-zero chunks become holes: sparse files stay sparse.
+                    if !isZero(bytes) { try writeAll(fd, bytes, at: offset) }
+                    offset += UInt64(bytes.count)
+                }
+                start = end
             }
             if offset != size { failure = "restored \(offset) bytes, snapshot records \(size)" }
             if ftruncate(fd, off_t(offset)) != 0 { throw FileError(errno: errno, operation: "truncate") }
@@ -240,6 +251,10 @@ struct Restorer {
         applyMetadata(path, meta, isSymlink: false)
         return FileOutcome(path: path, bytes: offset, problem: nil)
     }
+    /// Sealed bytes fetched per window of a file; with `filesInFlight` files at once this bounds
+    /// restore's memory for data.
+    static let windowBytes = 16 << 20
+
     static func isZero(_ bytes: [UInt8]) -> Bool {
         bytes.withUnsafeBytes { raw in
             let words = raw.count / 8

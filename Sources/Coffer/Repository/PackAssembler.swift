@@ -126,7 +126,16 @@ final class PackAssembler: @unchecked Sendable {
         var body = pack.body
         let id = PackID(bytes: repository.random.bytes(32))
         PackFormat.finish(body: &body, blobs: pack.blobs, packID: id, key: repository.keys.metadataSealing, random: repository.random)
-        if !dryRun { try await repository.storage.write(ObjectName(.data, id.hex), body) }
+        if !dryRun {
+            try await repository.storage.write(ObjectName(.data, id.hex), body)
+            // Tree blobs are written through to the cache, as their envelopes are stored.
+            if let cache = repository.cache {
+                for blob in pack.blobs where blob.handle.type == .tree {
+                    let key = MetadataCache.treeKey(pack: id, offset: blob.offset, length: blob.length)
+                    cache.put("trees", key, Array(body[Int(blob.offset)..<Int(blob.offset) + Int(blob.length)]))
+                }
+            }
+        }
         let due: [IndexFile.Pack] = lock.withLock {
             _bytesStored += UInt64(body.count)
             _packsWritten += 1

@@ -21,10 +21,14 @@ extension Repository {
         } catch StorageError.truncated(_, let expected, let actual) {
             throw RepositoryError.blobDamaged(handle, pack: entry.pack, detail: "pack truncated to \(actual) bytes, blob ends at \(expected)")
         }
+        let plain = try openEnvelope(envelope[...], handle: handle, entry: entry, decompressor: decompressor)
+        if handle.type == .tree { cache?.put("trees", cacheKey, envelope) }
+        return plain
+    }
+
+    private func openEnvelope(_ envelope: ArraySlice<UInt8>, handle: BlobHandle, entry: IndexEntry, decompressor: ZstdDecompressor) throws -> [UInt8] {
         do {
-            let plain = try BlobEnvelope.open(envelope[...], handle: handle, rawLength: Int(entry.rawLength), keys: keys, decompressor: decompressor)
-            if handle.type == .tree { cache?.put("trees", cacheKey, envelope) }
-            return plain
+            return try BlobEnvelope.open(envelope, handle: handle, rawLength: Int(entry.rawLength), keys: keys, decompressor: decompressor)
         } catch .authenticationFailed {
             throw RepositoryError.blobDamaged(handle, pack: entry.pack, detail: "seal does not verify (tampered or swapped)")
         } catch .idMismatch {
@@ -32,6 +36,70 @@ extension Repository {
         } catch .malformed(let why) {
             throw RepositoryError.blobDamaged(handle, pack: entry.pack, detail: why)
         }
+    }
+
+    /// Blobs of one pack closer than this are fetched by one range read (the gap is read and
+    /// dropped): a request's latency costs more than this many bytes on any link worth using.
+    static let coalesceGap = 256 << 10
+    /// One range read stays below this.
+    static let maxRangeRead = 16 << 20
+
+    /// Several data blobs, in the order asked. Blobs of the same pack that lie close together
+    /// come from one range read, and different packs are read in parallel: restoring from a
+    /// remote repository is bound by round trips, and a database chunked page by page would
+    /// otherwise cost one request per page.
+    public func loadBlobs(_ handles: [BlobHandle], index: MasterIndex) async throws -> [[UInt8]] {
+        let entries: [IndexEntry] = try handles.map { h in
+            guard let e = index.lookup(h) else { throw RepositoryError.blobNotInIndex(h) }
+            return e
+        }
+        var byPack: [PackID: [Int]] = [:]
+        for (i, e) in entries.enumerated() { byPack[e.pack, default: []].append(i) }
+        // Runs of positions, each served by one range read.
+        var runs: [[Int]] = []
+        for positions in byPack.values {
+            var run: [Int] = []
+            var start = 0, end = 0
+            for p in positions.sorted(by: { entries[$0].offset < entries[$1].offset }) {
+                let offset = Int(entries[p].offset), stop = offset + Int(entries[p].length)
+                if !run.isEmpty && offset - end <= Self.coalesceGap && max(end, stop) - start <= Self.maxRangeRead {
+                    run.append(p)
+                    end = max(end, stop)
+                } else {
+                    if !run.isEmpty { runs.append(run) }
+                    run = [p]
+                    (start, end) = (offset, stop)
+                }
+            }
+            if !run.isEmpty { runs.append(run) }
+        }
+        var results = [[UInt8]](repeating: [], count: handles.count)
+        try await withThrowingTaskGroup(of: [(Int, [UInt8])].self) { group in
+            for run in runs {
+                group.addTask {
+                    let first = entries[run[0]]
+                    let start = run.map { Int(entries[$0].offset) }.min()!
+                    let end = run.map { Int(entries[$0].offset) + Int(entries[$0].length) }.max()!
+                    let name = ObjectName(.data, first.pack.hex)
+                    let bytes: [UInt8]
+                    do {
+                        bytes = try await self.storage.read(name, range: start..<end)
+                    } catch StorageError.notFound {
+                        throw RepositoryError.missingObject(name)
+                    } catch StorageError.truncated(_, let expected, let actual) {
+                        throw RepositoryError.blobDamaged(handles[run[0]], pack: first.pack, detail: "pack truncated to \(actual) bytes, blobs end at \(expected)")
+                    }
+                    let decompressor = ZstdDecompressor()
+                    return try run.map { p in
+                        let e = entries[p]
+                        let from = Int(e.offset) - start
+                        return (p, try self.openEnvelope(bytes[from..<from + Int(e.length)], handle: handles[p], entry: e, decompressor: decompressor))
+                    }
+                }
+            }
+            for try await batch in group { for (p, plain) in batch { results[p] = plain } }
+        }
+        return results
     }
 
     /// A tree with every file's chunk ids, those of long files read from their chunk lists.

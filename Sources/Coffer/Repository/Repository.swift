@@ -130,6 +130,8 @@ public final class Repository: Sendable {
             payload, kind: kind, id: id, key: keys.metadataSealing, random: random,
             compressor: ZstdCompressor(level: config.compressionLevel))
         try await storage.write(ObjectName(folder, id.hex), sealed)
+        // Written through to the cache: the next run need not download what this one wrote.
+        if folder == .index || folder == .snapshots { cache?.put(folder.rawValue, id.hex, sealed) }
         return sealed.count
     }
 
