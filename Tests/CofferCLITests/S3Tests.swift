@@ -24,6 +24,18 @@ import Testing
         return src
     }
 
+    /// A server, a sandbox whose repository is `bucket` on it (initialized), the environment
+    /// `coffer` needs, and the sample source.
+    static func repositoryOnS3(bucket: String) throws -> (server: S3TestServer, box: Sandbox, env: [String: String], src: String) {
+        let server = try S3TestServer()
+        let box = try Sandbox()
+        box.repo = server.url(bucket: bucket)
+        let env = server.environment(password: box.password, cache: box.path("cache"))
+        let src = try makeSource(box)
+        try box.ok(["init", "--repo", box.repo, "--argon2-memory-mib", "8", "--argon2-iterations", "1"], env: env)
+        return (server, box, env, src)
+    }
+
     static func transfer(_ summary: [String: Any]) throws -> [String: Any] {
         try #require(summary["transfer"] as? [String: Any], "an S3 backup's summary has a transfer object: \(summary)")
     }
@@ -182,12 +194,7 @@ import Testing
     }
 
     @Test func persistentFailureEndsInAClearErrorAndAValidRepository() throws {
-        let server = try S3TestServer()
-        let box = try Sandbox()
-        box.repo = server.url(bucket: "outage")
-        let env = server.environment(password: box.password, cache: box.path("cache"))
-        let src = try Self.makeSource(box)
-        try box.ok(["init", "--repo", box.repo, "--argon2-memory-mib", "8", "--argon2-iterations", "1"], env: env)
+        let (server, box, env, src) = try Self.repositoryOnS3(bucket: "outage")
         try box.ok(["backup", "--repo", box.repo, src], env: env)
 
         // Every upload now fails: the backup must stop with a clear error, not hang or lie.
@@ -221,12 +228,7 @@ extension S3Tests {
     /// A backup whose packs all arrived but whose index uploads kept failing: the next run finds
     /// the packs through their own headers and does not upload their data again.
     @Test func packsOfAFailedBackupAreReusedNotUploadedAgain() throws {
-        let server = try S3TestServer()
-        let box = try Sandbox()
-        box.repo = server.url(bucket: "resume")
-        let env = server.environment(password: box.password, cache: box.path("cache"))
-        let src = try Self.makeSource(box)
-        try box.ok(["init", "--repo", box.repo, "--argon2-memory-mib", "8", "--argon2-iterations", "1"], env: env)
+        let (server, box, env, src) = try Self.repositoryOnS3(bucket: "resume")
         try box.ok(["backup", "--repo", box.repo, src], env: env)
 
         let photo = try FS.randomBytes(6 << 20)
@@ -256,12 +258,7 @@ extension S3Tests {
     /// Ctrl-C while uploads hang: the backup stops promptly and still removes its lock, though
     /// a cancelled task sends no requests.
     @Test func interruptedBackupRemovesItsLock() throws {
-        let server = try S3TestServer()
-        let box = try Sandbox()
-        box.repo = server.url(bucket: "interrupt")
-        let env = server.environment(password: box.password, cache: box.path("cache"))
-        let src = try Self.makeSource(box)
-        try box.ok(["init", "--repo", box.repo, "--argon2-memory-mib", "8", "--argon2-iterations", "1"], env: env)
+        let (server, box, env, src) = try Self.repositoryOnS3(bucket: "interrupt")
 
         let proxy = try FaultProxy(upstreamPort: server.port, plan: "always:stall:PUT:/data/", stallSeconds: 120, scratch: box.root)
         let running = try box.start(["backup", "--repo", server.url(bucket: "interrupt", port: proxy.port), src], env: env)
