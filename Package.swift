@@ -12,12 +12,15 @@ let package = Package(
     products: [
         .library(name: "Coffer", targets: ["Coffer"]),
         .executable(name: "coffer", targets: ["CofferCLI"]),
+        .executable(name: "coffer-vault", targets: ["CofferVaultServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         // HTTP for the S3 backend (Storage/S3); NIO for the byte buffers and headers it uses.
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // HTTP server for the key vault (coffer-vault).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // C libraries from Debian: libsodium-dev, libzstd-dev, libb2-dev, libsqlite3-dev.
@@ -26,8 +29,8 @@ let package = Package(
         .systemLibrary(name: "CBlake2", pkgConfig: "libb2", providers: [.apt(["libb2-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
 
-        // The only module that touches C: typed wrappers over the four libraries (SQLite only
-        // for consistent database snapshots, SQLiteSnapshot.swift).
+        // The only module that touches C: typed wrappers over the four libraries (SQLite for
+        // consistent database snapshots and the vault's state), and OPAQUE on libsodium.
         .target(name: "CofferCrypto", dependencies: ["CSodium", "CZstd", "CBlake2", "CSQLite"], swiftSettings: strict),
         // Repository format, storage, keys and the backup/restore engine.
         .target(
@@ -44,6 +47,15 @@ let package = Package(
             name: "CofferCLI",
             dependencies: ["Coffer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
+        // The key vault: OPAQUE logins with attempt counters over SQLite, served by Hummingbird.
+        .target(
+            name: "CofferVault",
+            dependencies: ["CofferCrypto", .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "CofferVaultServer",
+            dependencies: ["CofferVault", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict),
 
         .testTarget(name: "CofferCryptoTests", dependencies: ["CofferCrypto"], swiftSettings: strict),
         .testTarget(
@@ -54,5 +66,12 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(name: "CofferCLITests", dependencies: ["CofferCLI", "Coffer"], swiftSettings: strict),
+        .testTarget(
+            name: "CofferVaultTests",
+            dependencies: [
+                "CofferVault", "CofferCrypto", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: strict),
     ]
 )

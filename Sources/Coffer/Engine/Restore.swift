@@ -212,7 +212,6 @@ struct Restorer {
         guard fd >= 0 else {
             return FileOutcome(path: path, bytes: 0, problem: FileError(errno: errno, operation: "create").description)
         }
-        let decompressor = ZstdDecompressor()
         var failure: String? = nil
         var offset: UInt64 = 0
         do {

@@ -1,0 +1,137 @@
+import CofferCrypto
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+@testable import CofferVault
+
+@Suite("VaultRoutes")
+struct VaultRoutesTests {
+    static func application(_ vault: VaultFixture) -> some ApplicationProtocol {
+        Application(router: VaultRoutes.router(service: vault.service))
+    }
+
+    /// POSTs a JSON object; returns the status and the decoded JSON object.
+    static func post(_ client: some TestClientProtocol, _ uri: String, _ body: [String: String]) async throws
+        -> (HTTPResponse.Status, [String: Any])
+    {
+        let data = try JSONSerialization.data(withJSONObject: body)
+        return try await post(client, uri, raw: String(decoding: data, as: UTF8.self))
+    }
+
+    static func post(_ client: some TestClientProtocol, _ uri: String, raw: String) async throws -> (HTTPResponse.Status, [String: Any]) {
+        try await client.execute(uri: uri, method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: raw)) {
+            response in
+            let object = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
+            #expect(response.headers[.contentType] == "application/json")
+            return (response.status, object ?? [:])
+        }
+    }
+
+    static func b64(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
+    static func bytes(_ any: Any?) throws -> [UInt8] {
+        let text = try #require(any as? String)
+        return [UInt8](try #require(Data(base64Encoded: text)))
+    }
+
+    @Test func registerLoginAndChangePasswordOverHTTP() async throws {
+        let vault = try VaultFixture()
+        let client = vault.client
+        try await Self.application(vault).test(.router) { http in
+            // Percent-encoded name: "zoë/1".
+            let base = "/v1/accounts/zo%C3%AB%2F1"
+            func register(_ password: String, sealed: [UInt8], token: String?) async throws -> (HTTPResponse.Status, [String: Any]) {
+                let (request, state) = try client.startRegistration(password: SecureBytes(copying: Array(password.utf8)))
+                let (status, start) = try await Self.post(http, base + "/register/start", ["request": Self.b64(request.serialized)])
+                #expect(status == .ok)
+                let response = try OPAQUE.RegistrationResponse(bytes: try Self.bytes(start["response"]))
+                let record = try client.finishRegistration(response, state: state).record
+                var body = ["record": Self.b64(record.serialized), "sealed_key": Self.b64(sealed)]
+                body["token"] = token
+                return try await Self.post(http, base + "/register/finish", body)
+            }
+            func login(_ password: String) async throws -> (HTTPResponse.Status, [String: Any]) {
+                let (ke1, state) = try client.startLogin(password: SecureBytes(copying: Array(password.utf8)))
+                let (status, start) = try await Self.post(http, base + "/login/start", ["ke1": Self.b64(ke1.serialized)])
+                guard status == .ok else { return (status, start) }
+                let session = try #require(start["session"] as? String)
+                #expect(session.count == 64)
+                let ke2 = try OPAQUE.KE2(bytes: try Self.bytes(start["ke2"]))
+                let ke3 = (try? client.finishLogin(ke2, state: state).ke3.serialized) ?? [UInt8](repeating: 0, count: 64)
+                return try await Self.post(http, base + "/login/finish", ["session": session, "ke3": Self.b64(ke3)])
+            }
+
+            #expect(try await register("pw", sealed: [1, 2], token: nil).0 == .created)
+            #expect(try await register("pw2", sealed: [3], token: nil).0 == .conflict)
+
+            let (status, ok) = try await login("pw")
+            #expect(status == .ok)
+            #expect(try Self.bytes(ok["sealed_key"]) == [1, 2])
+            #expect(ok["attempts_left"] as? Int == 10)
+            let token = try #require(ok["token"] as? String)
+
+            let (wrong, failed) = try await login("nope")
+            #expect(wrong == .unauthorized)
+            #expect(failed["attempts_left"] as? Int == 9)
+            #expect(failed["error"] is String)
+
+            #expect(try await register("pw2", sealed: [3], token: token).0 == .ok)
+            let (after, changed) = try await login("pw2")
+            #expect(after == .ok)
+            #expect(try Self.bytes(changed["sealed_key"]) == [3])
+        }
+        // The name reached the service percent-decoded.
+        #expect(try await vault.login("zoë/1", password: "pw2").sealedKey == [3])
+    }
+
+    @Test func lockedAccountsGet423AndNoKE2() async throws {
+        let vault = try VaultFixture(maxAttempts: 2)
+        let ke1 = try vault.ke1()
+        try await Self.application(vault).test(.router) { http in
+            for _ in 0..<2 {
+                let (status, body) = try await Self.post(http, "/v1/accounts/ghost/login/start", ["ke1": Self.b64(ke1)])
+                #expect(status == .ok)
+                let (finish, failed) = try await Self.post(
+                    http, "/v1/accounts/ghost/login/finish",
+                    ["session": try #require(body["session"] as? String), "ke3": Self.b64([UInt8](repeating: 0, count: 64))])
+                #expect(finish == .unauthorized)
+                #expect(failed["attempts_left"] != nil)
+            }
+            let (status, body) = try await Self.post(http, "/v1/accounts/ghost/login/start", ["ke1": Self.b64(ke1)])
+            #expect(status.code == 423)
+            #expect(body["ke2"] == nil)
+            #expect(body["error"] is String)
+        }
+    }
+
+    @Test func malformedRequestsGet400AndUnknownSessions401() async throws {
+        let vault = try VaultFixture()
+        let ke1 = try vault.ke1()
+        try await Self.application(vault).test(.router) { http in
+            #expect(try await Self.post(http, "/v1/accounts/a/login/start", raw: "not json").0 == .badRequest)
+            #expect(try await Self.post(http, "/v1/accounts/a/login/start", ["ke1": "!!!"]).0 == .badRequest)
+            // Unpadded base64 is refused.
+            #expect(try await Self.post(http, "/v1/accounts/a/login/start", ["ke1": String(Self.b64(ke1).dropLast())]).0 == .badRequest)
+            #expect(try await Self.post(http, "/v1/accounts/a/login/start", ["ke1": Self.b64([1, 2, 3])]).0 == .badRequest)
+            #expect(try await Self.post(http, "/v1/accounts/a/login/start", ["wrong": "field"]).0 == .badRequest)
+            #expect(try await Self.post(http, "/v1/accounts/%FF/login/start", ["ke1": Self.b64(ke1)]).0 == .badRequest)
+            #expect(try await Self.post(http, "/v1/accounts/%G1/login/start", ["ke1": Self.b64(ke1)]).0 == .badRequest)
+            let long = String(repeating: "a", count: 129)
+            #expect(try await Self.post(http, "/v1/accounts/\(long)/login/start", ["ke1": Self.b64(ke1)]).0 == .badRequest)
+            let (status, body) = try await Self.post(
+                http, "/v1/accounts/a/login/finish", ["session": "00", "ke3": Self.b64([UInt8](repeating: 0, count: 64))])
+            #expect(status == .unauthorized)
+            #expect(body["error"] is String)
+            let (missing, notFound) = try await Self.post(http, "/v1/nothing", [:])
+            #expect(missing == .notFound)
+            #expect(notFound["error"] is String)
+        }
+    }
+
+    @Test func nonLoopbackNeedsInsecureHTTP() throws {
+        #expect(throws: VaultConfigurationError.self) { try VaultServerConfiguration(host: "0.0.0.0", dataDirectory: "/x").validate() }
+        try VaultServerConfiguration(host: "0.0.0.0", dataDirectory: "/x", insecureHTTP: true).validate()
+        try VaultServerConfiguration(host: "127.0.0.1", dataDirectory: "/x").validate()
+        try VaultServerConfiguration(host: "::1", dataDirectory: "/x").validate()
+    }
+}
