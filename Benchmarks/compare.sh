@@ -55,7 +55,7 @@ log() { printf '%s\n' "$*" >&2; }
 
 if [ -z "$coffer" ]; then
     log "building coffer (release, .build-bench/)"
-    swift build -c release --package-path "$root" --scratch-path "$root/.build-bench" >&2
+    swift build -c release --product coffer --package-path "$root" --scratch-path "$root/.build-bench" >&2
     coffer="$(swift build -c release --package-path "$root" --scratch-path "$root/.build-bench" --show-bin-path)/coffer"
 fi
 coffer="$(realpath "$coffer")"

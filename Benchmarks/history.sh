@@ -65,7 +65,7 @@ log() { printf '%s\n' "$*" >&2; }
 
 if [ -z "$coffer" ]; then
     log "building coffer (release, .build-hist/)"
-    swift build -c release --package-path "$root" --scratch-path "$root/.build-hist" >&2
+    swift build -c release --product coffer --package-path "$root" --scratch-path "$root/.build-hist" >&2
     coffer="$(swift build -c release --package-path "$root" --scratch-path "$root/.build-hist" --show-bin-path)/coffer"
 fi
 coffer="$(realpath "$coffer")"

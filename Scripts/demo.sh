@@ -16,7 +16,7 @@ fi
 step() { printf '\n==> %s\n' "$*"; }
 
 step "Building coffer (release)"
-swift build -c release
+swift build -c release --product coffer
 coffer="$(swift build -c release --show-bin-path)/coffer"
 "$coffer" version
 
