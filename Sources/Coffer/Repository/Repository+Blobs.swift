@@ -5,7 +5,6 @@ extension Repository {
     /// id: what comes back is exactly what was stored, or an error naming the blob and pack.
     public func loadBlob(_ handle: BlobHandle, index: MasterIndex, decompressor: ZstdDecompressor = ZstdDecompressor()) async throws -> [UInt8] {
         guard let entry = index.lookup(handle) else { throw RepositoryError.blobNotInIndex(handle) }
-        let name = ObjectName(.data, entry.pack.hex)
         let cacheKey = MetadataCache.treeKey(pack: entry.pack, offset: entry.offset, length: entry.length)
         if handle.type == .tree, let cache, let cached = cache.get("trees", cacheKey) {
             if let plain = try? BlobEnvelope.open(cached[...], handle: handle, rawLength: Int(entry.rawLength), keys: keys, decompressor: decompressor) {
@@ -13,17 +12,23 @@ extension Repository {
             }
             cache.remove("trees", cacheKey)
         }
-        let envelope: [UInt8]
-        do {
-            envelope = try await storage.read(name, range: Int(entry.offset)..<Int(entry.offset) + Int(entry.length))
-        } catch StorageError.notFound {
-            throw RepositoryError.missingObject(name)
-        } catch StorageError.truncated(_, let expected, let actual) {
-            throw RepositoryError.blobDamaged(handle, pack: entry.pack, detail: "pack truncated to \(actual) bytes, blob ends at \(expected)")
-        }
+        let envelope = try await readPack(entry.pack, Int(entry.offset)..<Int(entry.offset) + Int(entry.length), for: handle)
         let plain = try openEnvelope(envelope[...], handle: handle, entry: entry, decompressor: decompressor)
         if handle.type == .tree { cache?.put("trees", cacheKey, envelope) }
         return plain
+    }
+
+    /// Bytes `range` of a pack, with storage failures named as what they mean for `handle`
+    /// (the first blob the range serves).
+    private func readPack(_ pack: PackID, _ range: Range<Int>, for handle: BlobHandle) async throws -> [UInt8] {
+        let name = ObjectName(.data, pack.hex)
+        do {
+            return try await storage.read(name, range: range)
+        } catch StorageError.notFound {
+            throw RepositoryError.missingObject(name)
+        } catch StorageError.truncated(_, let expected, let actual) {
+            throw RepositoryError.blobDamaged(handle, pack: pack, detail: "pack truncated to \(actual) bytes, blob ends at \(expected)")
+        }
     }
 
     private func openEnvelope(_ envelope: ArraySlice<UInt8>, handle: BlobHandle, entry: IndexEntry, decompressor: ZstdDecompressor) throws -> [UInt8] {
@@ -80,15 +85,7 @@ extension Repository {
                     let first = entries[run[0]]
                     let start = run.map { Int(entries[$0].offset) }.min()!
                     let end = run.map { Int(entries[$0].offset) + Int(entries[$0].length) }.max()!
-                    let name = ObjectName(.data, first.pack.hex)
-                    let bytes: [UInt8]
-                    do {
-                        bytes = try await self.storage.read(name, range: start..<end)
-                    } catch StorageError.notFound {
-                        throw RepositoryError.missingObject(name)
-                    } catch StorageError.truncated(_, let expected, let actual) {
-                        throw RepositoryError.blobDamaged(handles[run[0]], pack: first.pack, detail: "pack truncated to \(actual) bytes, blobs end at \(expected)")
-                    }
+                    let bytes = try await self.readPack(first.pack, start..<end, for: handles[run[0]])
                     let decompressor = ZstdDecompressor()
                     return try run.map { p in
                         let e = entries[p]
