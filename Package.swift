@@ -19,6 +19,8 @@ let package = Package(
         // HTTP for the S3 backend (Storage/S3); NIO for the byte buffers and headers it uses.
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // TLS trust settings for a key vault with a private certificate.
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         // HTTP server for the key vault (coffer-vault).
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
@@ -40,6 +42,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strict),
         // The `coffer` command: parses, delegates to Coffer, maps errors to exit codes.
@@ -65,7 +68,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict),
-        .testTarget(name: "CofferCLITests", dependencies: ["CofferCLI", "Coffer"], swiftSettings: strict),
+        // The end-to-end tests run the built `coffer` and `coffer-vault` binaries.
+        .testTarget(name: "CofferCLITests", dependencies: ["CofferCLI", "CofferVaultServer", "Coffer"], swiftSettings: strict),
         .testTarget(
             name: "CofferVaultTests",
             dependencies: [

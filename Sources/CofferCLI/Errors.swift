@@ -21,6 +21,7 @@ enum ErrorReporting {
         case RepositoryError.wrongCredential, RepositoryError.noUsableKeySlot: return 12
         case RepositoryError.locked: return 11
         case is RecoveryKey.ParseError: return 12
+        case VaultClientError.wrongPassword, VaultClientError.locked: return 12
         case CLIError.partial: return 3
         default: return 1
         }

@@ -9,8 +9,10 @@ struct InitCommand: AsyncParsableCommand {
 
     @OptionGroup var options: RepositoryOptions
 
-    @Flag(help: "Also create a 64-digit recovery key; it is shown once.")
+    @Flag(help: "Also create a 64-digit recovery key; it is shown once (always with --vault).")
     var recoveryKey = false
+
+    @OptionGroup var vault: VaultOptions
 
     @Option(help: ArgumentHelp("Argon2id memory for the password slot, in MiB (default 256).", valueName: "MiB"))
     var argon2MemoryMib: UInt64?
@@ -31,10 +33,19 @@ struct InitCommand: AsyncParsableCommand {
             if let s3 = storage as? S3Storage, try await s3.prepareBucket(create: true), !options.quiet, !options.json {
                 print("created bucket \(s3.s3.bucket)")
             }
+            let address = try vault.address()
             let password = try Secrets.newPassword(file: options.passwordFile)
-            let repo = try await Repository.initialize(storage: storage, credential: .password(password), options: init_)
+            let repo: Repository
+            if let address {
+                repo = try await Repository.initialize(
+                    storage: storage, vault: address, password: password, client: options.vaultClient, options: init_)
+            } else {
+                repo = try await Repository.initialize(storage: storage, credential: .password(password), options: init_)
+            }
             var recovery: RecoveryKey? = nil
-            if recoveryKey {
+            // A vault account locks for good after too many wrong passwords; the recovery key is
+            // then the way back in, so a vault repository always gets one.
+            if recoveryKey || address != nil {
                 let key = RecoveryKey.generate()
                 let master = try await repo.unlockMasterKey(with: .password(password))
                 _ = try await repo.addKeySlot(master: master, credential: .recoveryKey(key))
@@ -44,6 +55,7 @@ struct InitCommand: AsyncParsableCommand {
                 Output.json(InitReport(location: storage.location, repositoryID: repo.config.repositoryID.hex, recoveryKey: recovery?.singleLine))
             } else if !options.quiet {
                 print("created repository \(repo.config.repositoryID.hex.prefix(8)) at \(storage.location)")
+                if let address { print("its password is checked by the key vault: \(address)") }
                 if let recovery { RecoveryKeyDisplay.show(recovery) }
             } else if let recovery {
                 RecoveryKeyDisplay.show(recovery)
@@ -68,5 +80,24 @@ enum RecoveryKeyDisplay {
 
             It opens the repository on its own. Coffer cannot show it again or recover it.
             """)
+    }
+}
+
+/// `--vault URL --account NAME`, for the commands that register a vault slot.
+struct VaultOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Check the password with this key vault (https://HOST[:PORT]) instead of storing a password slot.", valueName: "url"))
+    var vault: String?
+
+    @Option(help: ArgumentHelp("The vault account to register (1–128 bytes, unique on that vault).", valueName: "name"))
+    var account: String?
+
+    func address() throws -> VaultAddress? {
+        guard let vault else {
+            if account != nil { throw CLIError.usage("--account needs --vault URL") }
+            return nil
+        }
+        guard let account else { throw CLIError.usage("--vault needs --account NAME: the account to register on that vault") }
+        do { return try VaultAddress(url: vault, account: account) } catch { throw CLIError.usage(error.description) }
     }
 }

@@ -41,19 +41,22 @@ extension KeySlot {
         switch kind {
         case .password: return "password"
         case .recoveryKey: return "recovery-key"
+        case .vault: return "vault"
         }
     }
     var kdfDescription: String {
         switch kind {
         case .password(let c): return c.description
         case .recoveryKey: return "blake2b (192-bit key)"
+        case .vault(let address): return "vault \(address) (OPAQUE, attempt-limited)"
         }
     }
 }
 
 struct KeyAdd: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "add", abstract: "Add a password or a recovery key.")
+    static let configuration = CommandConfiguration(commandName: "add", abstract: "Add a password, a key-vault account or a recovery key.")
     @OptionGroup var options: RepositoryOptions
+    @OptionGroup var vault: VaultOptions
     @Flag(help: "Add a new 64-digit recovery key (shown once) instead of a password.") var recoveryKey = false
     @Option(help: ArgumentHelp("Read the new password from this file.", valueName: "file")) var newPasswordFile: String?
     @Option(help: ArgumentHelp("Argon2id memory in MiB for the new password.", valueName: "MiB")) var argon2MemoryMib: UInt64?
@@ -72,6 +75,12 @@ struct KeyAdd: AsyncParsableCommand {
                     print("added recovery key slot \(slot.id.short)")
                     RecoveryKeyDisplay.show(key)
                 }
+                return
+            }
+            if let address = try vault.address() {
+                let password = try newPasswordFile.map { try Secrets.newPassword(file: $0) } ?? Secrets.promptNewPassword()
+                let slot = try await repo.addVaultSlot(master: master, address: address, password: password, client: options.vaultClient)
+                if options.json { Output.json(["id": slot.id.hex]) } else { print("added vault slot \(slot.id.short): \(address)") }
                 return
             }
             guard let file = newPasswordFile else {
@@ -116,13 +125,11 @@ struct KeyPasswd: AsyncParsableCommand {
             let (repo, credential) = try await options.open()
             guard case .password = credential else { throw CLIError.usage("open the repository with the password you want to change") }
             let master = try await repo.unlockMasterKey(with: credential)
-            let password: SecureBytes
-            if let file = newPasswordFile { password = try Secrets.newPassword(file: file) } else {
-                guard let p1 = Secrets.promptNoEcho("New password: "), let p2 = Secrets.promptNoEcho("Repeat the password: ") else {
-                    throw CLIError.usage("give the new password with --new-password-file")
-                }
-                guard p1 == p2, !p1.isEmpty else { throw CLIError.usage("the passwords are empty or do not match") }
-                password = Secrets.firstLine(p1)
+            let password = try newPasswordFile.map { try Secrets.newPassword(file: $0) } ?? Secrets.promptNewPassword()
+            if let session = repo.vaultSession {
+                try await repo.changeVaultPassword(to: password, client: options.vaultClient)
+                if !options.quiet { print("password changed for vault \(session.address)") }
+                return
             }
             let cost = PasswordCost(
                 opsLimit: argon2Iterations ?? PasswordCost.standard.opsLimit,

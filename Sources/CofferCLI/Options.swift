@@ -21,6 +21,10 @@ struct RepositoryOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Open with the recovery key in this file instead of a password.", valueName: "file"))
     var recoveryKeyFile: String?
 
+    @Option(help: ArgumentHelp(
+        "Trust the CA certificates in this PEM file for a key vault (also COFFER_VAULT_CACERT).", valueName: "file"))
+    var vaultCacert: String?
+
     @Flag(help: "Print machine-readable JSON.")
     var json = false
 
@@ -67,10 +71,13 @@ struct RepositoryOptions: ParsableArguments {
         return .password(try Secrets.password(file: passwordFile, prompt: prompt))
     }
 
+    /// How key vaults are reached.
+    var vaultClient: VaultClient { VaultClient(trustRootsFile: vaultCacert ?? Environment.value("COFFER_VAULT_CACERT")) }
+
     func open() async throws -> (Repository, Credential) {
         let storage = try storage()
         let credential = try credential()
-        let repo = try await Repository.open(storage: storage, credential: credential)
+        let repo = try await Repository.open(storage: storage, credential: credential, vault: vaultClient)
         // A local repository is as fast to read as a cache would be, so it gets one only when
         // asked; a remote one gets one by default.
         if !noCache, let base = cacheDir ?? Environment.value("COFFER_CACHE_DIR")

@@ -53,6 +53,15 @@ enum Secrets {
         return firstLine(first)
     }
 
+    /// Asks for a new password twice on the terminal.
+    static func promptNewPassword() throws -> SecureBytes {
+        guard let p1 = promptNoEcho("New password: "), let p2 = promptNoEcho("Repeat the password: ") else {
+            throw CLIError.usage("give the new password with --new-password-file")
+        }
+        guard p1 == p2, !p1.isEmpty else { throw CLIError.usage("the passwords are empty or do not match") }
+        return firstLine(p1)
+    }
+
     /// The bytes up to the first line feed, without a trailing carriage return.
     static func firstLine(_ bytes: [UInt8]) -> SecureBytes {
         var line = Array(bytes.prefix { $0 != 10 })

@@ -12,6 +12,10 @@ import Testing
     static let keys = RepositoryKeys(master: masterKey)
     static func random() -> SeededRandom { SeededRandom(seed: [UInt8](repeating: 0x5a, count: 32)) }
 
+    static let vectorVaultAddress = try! VaultAddress(url: "https://vault.example:8443", account: "alice")
+    /// Stands in for OPAQUE's 64-byte export key (bytes 0x40…0x7f).
+    static let vectorExportKey = SecureBytes(copying: (0x40..<0x80).map { UInt8($0) })
+
     static func computed() throws -> [(String, String)] {
         var v: [(String, String)] = []
         let k = keys
@@ -45,6 +49,11 @@ import Testing
             master: masterKey, credential: .password(SecureBytes(copying: Array("correct horse".utf8))),
             cost: PasswordCost(opsLimit: 1, memoryBytes: 8 << 10), random: random())
         v.append(("keyslot-password", Hex.encode(pslot.encoded())))
+        let (vslot, vaultSecret) = KeySlot.createVault(master: masterKey, address: vectorVaultAddress, random: random())
+        v.append(("keyslot-vault", Hex.encode(vslot.encoded())))
+        v.append(("vault-secret", Hex.encode(vaultSecret.copyBytes())))
+        v.append(("vault-sealed-key", Hex.encode(VaultSealedKey.seal(
+            vaultSecret: vaultSecret, exportKey: vectorExportKey, slot: vslot, random: random()))))
 
         let config = RepositoryConfig(
             repositoryID: Raw256((0..<32).map { UInt8(255 - $0) }), chunker: .standard, compressionLevel: 3,
@@ -159,6 +168,13 @@ import Testing
         let slot = try KeySlot.decode(slotBytes, id: slotID)
         let master = try slot.open(with: .password(SecureBytes(copying: Array("correct horse".utf8))))
         #expect(master.secret.constantTimeEquals(Self.masterKey.secret))
+        // The vault slot opens with the secret that the sealed key yields under the export key.
+        let vaultSlot = try KeySlot.decode(try #require(documented["keyslot-vault"].flatMap(Hex.decode)), id: slotID)
+        #expect(vaultSlot.vaultAddress == Self.vectorVaultAddress)
+        let sealed = try #require(documented["vault-sealed-key"].flatMap(Hex.decode))
+        let secret = try VaultSealedKey.open(sealed, exportKey: Self.vectorExportKey, slot: vaultSlot)
+        #expect(secret.copyBytes() == documented["vault-secret"].flatMap(Hex.decode))
+        #expect(try vaultSlot.open(vaultSecret: secret).secret.constantTimeEquals(Self.masterKey.secret))
         let rk = try RecoveryKey(parsing: try #require(documented["recovery-key-display"]))
         #expect(rk.secret.copyBytes() == (0..<24).map { UInt8($0 * 11 & 0xff) })
     }

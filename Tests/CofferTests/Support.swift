@@ -138,6 +138,7 @@ enum RepositoryErrorKind: Equatable {
     case noRepository, alreadyInitialized, wrongCredential, noUsableKeySlot, lastKeySlot, keySlotNotFound
     case ambiguousKeySlot, unsupportedFormat, tampered, malformed, missingObject, blobNotInIndex, blobDamaged
     case snapshotNotFound, ambiguousSnapshot, noSnapshots, locked, lockLost, treeTooLarge
+    case vaultSlotNotWritten, notOpenedByVault
 }
 
 extension RepositoryError {
@@ -158,6 +159,8 @@ extension RepositoryError {
         case .blobDamaged: .blobDamaged
         case .snapshotNotFound: .snapshotNotFound
         case .ambiguousSnapshot: .ambiguousSnapshot
+        case .vaultSlotNotWritten: .vaultSlotNotWritten
+        case .notOpenedByVault: .notOpenedByVault
         case .locked: .locked
         case .lockLost: .lockLost
         case .treeTooLarge: .treeTooLarge

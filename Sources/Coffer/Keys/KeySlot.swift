@@ -28,12 +28,15 @@ public enum Credential: Sendable {
     case recoveryKey(RecoveryKey)
 }
 
-/// A key slot (`keys/<id>`, FORMAT.md §5): the master key wrapped under a password or a
-/// recovery key. The header before the sealed part is authenticated as associated data.
+/// A key slot (`keys/<id>`, FORMAT.md §5): the master key wrapped under a password, a
+/// recovery key, or a secret that a key vault releases after a password login. The header
+/// before the sealed part is authenticated as associated data.
 public struct KeySlot: Sendable {
     public enum Kind: Sendable, Equatable {
         case password(PasswordCost)
         case recoveryKey
+        /// The wrapping key is a random secret held, sealed, by this vault account (§5.3).
+        case vault(VaultAddress)
     }
 
     public static let version: UInt8 = 1
@@ -74,19 +77,58 @@ public struct KeySlot: Sendable {
         return KeySlot(id: id, kind: kind, salt: salt, wrapped: box)
     }
 
+    /// Wraps `master` for a vault account under a fresh random secret, which the caller seals
+    /// into the vault (`VaultSealedKey`) before it writes the slot.
+    public static func createVault(
+        master: MasterKey, address: VaultAddress, random: any RandomSource
+    ) -> (slot: KeySlot, vaultSecret: SecureBytes) {
+        let id = KeySlotID(bytes: random.bytes(32))
+        let salt = random.bytes(Argon2id.saltSize)
+        let kind = Kind.vault(address)
+        var secretBytes = random.bytes(32)
+        let secret = SecureBytes(copying: secretBytes)
+        secureZero(&secretBytes)
+        let header = encodeHeader(kind: kind, salt: salt)
+        var box: [UInt8] = []
+        master.secret.withUnsafeBytes { m in
+            XChaCha20Poly1305.seal(
+                m, authenticating: associatedData(header: header, id: id), key: secret,
+                nonce: random.bytes(XChaCha20Poly1305.nonceSize), appendingTo: &box)
+        }
+        return (KeySlot(id: id, kind: kind, salt: salt, wrapped: box), secret)
+    }
+
     /// Unwraps the master key; `wrongCredential` if the credential does not fit this slot.
     public func open(with credential: Credential) throws(Failure) -> MasterKey {
         switch (kind, credential) {
         case (.password, .password), (.recoveryKey, .recoveryKey): break
         default: throw .wrongCredential
         }
-        let key = try Self.wrappingKey(kind: kind, salt: salt, credential: credential)
-        let ad = Self.associatedData(header: Self.encodeHeader(kind: kind, salt: salt), id: id)
-        guard var plain = try? XChaCha20Poly1305.open(wrapped, authenticating: ad, key: key), plain.count == 32 else {
+        return try unwrap(with: try Self.wrappingKey(kind: kind, salt: salt, credential: credential))
+    }
+
+    /// Unwraps a vault slot's master key with the secret its vault account released.
+    public func open(vaultSecret: SecureBytes) throws(Failure) -> MasterKey {
+        guard case .vault = kind else { throw .wrongCredential }
+        return try unwrap(with: vaultSecret)
+    }
+
+    private func unwrap(with key: SecureBytes) throws(Failure) -> MasterKey {
+        guard var plain = try? XChaCha20Poly1305.open(wrapped, authenticating: associatedData, key: key), plain.count == 32 else {
             throw .wrongCredential
         }
         defer { secureZero(&plain) }
         return MasterKey(secret: SecureBytes(copying: plain))
+    }
+
+    /// The header: the cleartext part of the slot, which its seal authenticates.
+    var header: [UInt8] { Self.encodeHeader(kind: kind, salt: salt) }
+    var associatedData: [UInt8] { Self.associatedData(header: header, id: id) }
+
+    /// The vault account, for a vault slot.
+    public var vaultAddress: VaultAddress? {
+        if case .vault(let address) = kind { return address }
+        return nil
     }
 
     /// The stored bytes.
@@ -107,6 +149,13 @@ public struct KeySlot: Sendable {
                 }
                 kind = .password(PasswordCost(opsLimit: ops, memoryBytes: mem))
             case 2: kind = .recoveryKey
+            case 3:
+                let url = try r.raw(Int(try r.u8()))
+                let account = try r.raw(Int(try r.u8()))
+                guard let urlText = String(validating: url, as: UTF8.self), let accountText = String(validating: account, as: UTF8.self),
+                    let address = try? VaultAddress(url: urlText, account: accountText), Array(address.url.utf8) == url
+                else { throw MalformedObject("key slot \(id.short): invalid vault URL or account") }
+                kind = .vault(address)
             case let k: throw MalformedObject("key slot \(id.short): unknown kind \(k)")
             }
             let salt = try r.raw(Argon2id.saltSize)
@@ -132,6 +181,13 @@ public struct KeySlot: Sendable {
             w.u64(cost.memoryBytes)
         case .recoveryKey:
             w.u8(2)
+        case .vault(let address):
+            // Both fit a u8 length: VaultAddress bounds them at 255 and 128 bytes.
+            w.u8(3)
+            w.u8(UInt8(address.url.utf8.count))
+            w.raw(address.url.utf8)
+            w.u8(UInt8(address.account.utf8.count))
+            w.raw(address.account.utf8)
         }
         w.raw(salt)
         return w.bytes

@@ -10,6 +10,8 @@ public final class Repository: Sendable {
     public let chunker: FastCDC
     /// The key slot that opened the repository.
     public let openedWith: KeySlotID
+    /// What the vault released, when a vault slot opened the repository.
+    public let vaultSession: VaultSession?
     let random: any RandomSource
     /// Local copy of metadata, when enabled (see `useCache(base:)`).
     public var cache: MetadataCache? { cacheLock.withLock { _cache } }
@@ -23,7 +25,11 @@ public final class Repository: Sendable {
         cacheLock.withLock { _cache = made }
     }
 
-    init(storage: any Storage, config: RepositoryConfig, keys: RepositoryKeys, openedWith: KeySlotID, random: any RandomSource) {
+    init(
+        storage: any Storage, config: RepositoryConfig, keys: RepositoryKeys, openedWith: KeySlotID, random: any RandomSource,
+        vaultSession: VaultSession? = nil
+    ) {
+        self.vaultSession = vaultSession
         self.storage = storage
         self.config = config
         self.keys = keys
@@ -45,27 +51,56 @@ public final class Repository: Sendable {
         storage: any Storage, credential: Credential, options: InitOptions = InitOptions(),
         random: any RandomSource = SystemRandom()
     ) async throws -> Repository {
+        try await initialize(storage: storage, options: options, random: random) { master in
+            (try KeySlot.create(master: master, credential: credential, cost: options.passwordCost, random: random), nil)
+        }
+    }
+
+    /// Creates a repository whose one key slot opens through a login to a key vault: registers
+    /// `password` with the vault account first, so a refused account leaves storage untouched.
+    public static func initialize(
+        storage: any Storage, vault address: VaultAddress, password: SecureBytes, client: VaultClient,
+        options: InitOptions = InitOptions(), random: any RandomSource = SystemRandom()
+    ) async throws -> Repository {
+        try await initialize(storage: storage, options: options, random: random) { master in
+            let (slot, secret) = KeySlot.createVault(master: master, address: address, random: random)
+            try await client.register(address, password: password) { exportKey in
+                VaultSealedKey.seal(vaultSecret: secret, exportKey: exportKey, slot: slot, random: random)
+            }
+            return (slot, VaultSession(address: address, vaultSecret: secret, token: nil))
+        }
+    }
+
+    private static func initialize(
+        storage: any Storage, options: InitOptions, random: any RandomSource,
+        makeSlot: (MasterKey) async throws -> (KeySlot, VaultSession?)
+    ) async throws -> Repository {
         Sodium.initialize()
         if try await storage.stat(.config) != nil { throw RepositoryError.alreadyInitialized(location: storage.location) }
         // Slots left by an interrupted init would open with the same password and then fail on
         // the new config: refuse rather than mix them.
         if try await !storage.list(.keys).isEmpty { throw RepositoryError.alreadyInitialized(location: storage.location) }
-        if let local = storage as? LocalStorage { try local.createLayout() }
         let master = MasterKey.generate()
+        let (slot, vaultSession) = try await makeSlot(master)
+        if let local = storage as? LocalStorage { try local.createLayout() }
         let keys = RepositoryKeys(master: master)
         let config = RepositoryConfig(
             repositoryID: Raw256(random.bytes(32)), chunker: options.chunker, compressionLevel: options.compressionLevel,
             packTargetSize: options.packTargetSize, createdNanos: Self.nowNanos())
-        let slot = try KeySlot.create(master: master, credential: credential, cost: options.passwordCost, random: random)
         // The slot first: a config without a slot could never be opened.
         try await storage.write(ObjectName(.keys, slot.id.hex), slot.encoded())
         let sealed = SealedObject.seal(config.encoded(), kind: .config, id: .zero, key: keys.metadataSealing, random: random)
         try await storage.write(.config, sealed)
-        return Repository(storage: storage, config: config, keys: keys, openedWith: slot.id, random: random)
+        return Repository(storage: storage, config: config, keys: keys, openedWith: slot.id, random: random, vaultSession: vaultSession)
     }
 
-    /// Opens with any key slot that `credential` unlocks.
-    public static func open(storage: any Storage, credential: Credential, random: any RandomSource = SystemRandom()) async throws -> Repository {
+    /// Opens with any key slot that `credential` unlocks. A password is tried on password slots
+    /// first, which cost nothing but time, and only then on vault slots, where a wrong one costs
+    /// one of the account's attempts.
+    public static func open(
+        storage: any Storage, credential: Credential, vault: VaultClient = VaultClient(),
+        random: any RandomSource = SystemRandom()
+    ) async throws -> Repository {
         Sodium.initialize()
         guard let configObject = try await storage.stat(.config), configObject.size > 0 else {
             throw RepositoryError.noRepository(location: storage.location)
@@ -73,12 +108,9 @@ public final class Repository: Sendable {
         let slots = try await loadKeySlots(storage, skipMalformed: true)
         var matching = 0
         var configFailure: RepositoryError? = nil
-        for slot in slots {
-            switch (slot.kind, credential) {
-            case (.password, .password), (.recoveryKey, .recoveryKey): matching += 1
-            default: continue
-            }
-            guard let master = try? slot.open(with: credential) else { continue }
+        /// Opens the config with a master key; nil (remembering why) when this master is not the
+        /// config's, so the other slots get their turn.
+        func openConfig(_ master: MasterKey) async throws -> (RepositoryKeys, RepositoryConfig)? {
             let keys = RepositoryKeys(master: master)
             let stored = try await storage.read(.config)
             let payload: [UInt8]
@@ -88,7 +120,7 @@ public final class Repository: Sendable {
                 // Either the config was tampered with, or this slot wraps another master key
                 // (left by an interrupted init): try the other slots first.
                 configFailure = RepositoryError.tampered(.config, detail: "\(error)")
-                continue
+                return nil
             }
             let config: RepositoryConfig
             do { config = try RepositoryConfig(decoding: payload) } catch {
@@ -97,9 +129,39 @@ public final class Repository: Sendable {
             guard config.formatVersion <= RepositoryConfig.formatVersion else {
                 throw RepositoryError.unsupportedFormat(config.formatVersion)
             }
-            return Repository(storage: storage, config: config, keys: keys, openedWith: slot.id, random: random)
+            return (keys, config)
+        }
+        for slot in slots {
+            switch (slot.kind, credential) {
+            case (.password, .password), (.recoveryKey, .recoveryKey): matching += 1
+            default: continue
+            }
+            guard let master = try? slot.open(with: credential), let opened = try await openConfig(master) else { continue }
+            return Repository(storage: storage, config: opened.1, keys: opened.0, openedWith: slot.id, random: random)
+        }
+        var vaultFailure: (any Error)? = nil
+        if case .password(let password) = credential {
+            for slot in slots {
+                guard let address = slot.vaultAddress else { continue }
+                matching += 1
+                let session: VaultSession
+                let master: MasterKey
+                do {
+                    let login = try await vault.login(address, password: password)
+                    let secret = try VaultSealedKey.open(login.sealedKey, exportKey: login.exportKey, slot: slot)
+                    master = try slot.open(vaultSecret: secret)
+                    session = VaultSession(address: address, vaultSecret: secret, token: login.token)
+                } catch {
+                    vaultFailure = error
+                    continue
+                }
+                guard let opened = try await openConfig(master) else { continue }
+                return Repository(
+                    storage: storage, config: opened.1, keys: opened.0, openedWith: slot.id, random: random, vaultSession: session)
+            }
         }
         if let configFailure { throw configFailure }
+        if let vaultFailure { throw vaultFailure }
         throw matching == 0 ? RepositoryError.noUsableKeySlot : RepositoryError.wrongCredential
     }
 

@@ -20,6 +20,8 @@ public enum RepositoryError: Error, CustomStringConvertible {
     case locked(String)
     case lockLost(String)
     case treeTooLarge(String)
+    case vaultSlotNotWritten(String, detail: String)
+    case notOpenedByVault
 
     public var description: String {
         switch self {
@@ -41,6 +43,9 @@ public enum RepositoryError: Error, CustomStringConvertible {
         case .noSnapshots: return "the repository has no snapshots"
         case .locked(let why): return why
         case .lockLost(let why): return "stopped before writing the snapshot: the repository lock was lost (\(why)); nothing written so far is referenced, run the backup again"
+        case .vaultSlotNotWritten(let account, let detail):
+            return "the vault registered \(account), but the key slot could not be written (\(detail)); that account is unused now: run the command again with another --account name"
+        case .notOpenedByVault: return "this repository was not opened through a key vault login"
         case .treeTooLarge(let path): return "\(path): the list of its contents is too large for one tree blob (4 GiB) in repository format 1"
         }
     }

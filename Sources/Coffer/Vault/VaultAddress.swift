@@ -1,0 +1,75 @@
+/// Where a vault key slot's password is checked: the vault's base URL and the account name.
+/// Both are stored in the slot's header (FORMAT.md §5.3), so they are fixed when the slot is
+/// made and authenticated with it.
+public struct VaultAddress: Sendable, Equatable, CustomStringConvertible {
+    /// `https://HOST[:PORT][/PATH]`, without a trailing slash; `http://` only to a loopback host.
+    public let url: String
+    /// 1–128 bytes of UTF-8, compared byte for byte by the vault.
+    public let account: String
+
+    public static let maximumURLBytes = 255
+    public static let accountBytes = 1...128
+
+    public struct Invalid: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public init(url: String, account: String) throws(Invalid) {
+        var url = url
+        while url.hasSuffix("/") { url.removeLast() }
+        guard url.utf8.count <= Self.maximumURLBytes else { throw Invalid(description: "the vault URL is longer than \(Self.maximumURLBytes) bytes") }
+        guard let host = Self.host(of: url) else {
+            throw Invalid(description: "\(url) is not a vault URL: expected https://HOST[:PORT] (http:// only for a vault on this machine)")
+        }
+        // Passwords never cross the wire, but sealed keys and password-change tokens do.
+        if url.hasPrefix("http://"), !Self.isLoopback(host) {
+            throw Invalid(description: "\(url): plain http is allowed only for a vault on this machine (127.0.0.1, ::1 or localhost); use https://")
+        }
+        guard Self.accountBytes.contains(account.utf8.count) else {
+            throw Invalid(description: "the vault account name must be 1 to 128 bytes of UTF-8")
+        }
+        self.url = url
+        self.account = account
+    }
+
+    public var description: String { "account \(account) at \(url)" }
+
+    /// The URL of one API call, with the account name percent-encoded (FORMAT.md §16).
+    func endpoint(_ action: String) -> String {
+        "\(url)/v1/accounts/\(Self.percentEncoded(account))/\(action)"
+    }
+
+    /// Every byte but RFC 3986's unreserved characters is escaped, so any name survives a path.
+    static func percentEncoded(_ text: String) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        for b in text.utf8 {
+            switch b {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.append(b)
+            default:
+                out += [UInt8(ascii: "%"), hex[Int(b >> 4)], hex[Int(b & 15)]]
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The host of an `http(s)://HOST[:PORT][/PATH]` URL, brackets removed from an IPv6 literal.
+    static func host(of url: String) -> String? {
+        let rest: Substring
+        if url.hasPrefix("https://") { rest = url.dropFirst(8) } else if url.hasPrefix("http://") { rest = url.dropFirst(7) } else { return nil }
+        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        guard !authority.isEmpty, !authority.contains("@"), rest.dropFirst(authority.count).allSatisfy({ $0 != "?" && $0 != "#" }) else { return nil }
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            return String(authority[authority.index(after: authority.startIndex)..<close])
+        }
+        let host = authority.prefix { $0 != ":" }
+        return host.isEmpty ? nil : String(host)
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+}

@@ -1,0 +1,222 @@
+import AsyncHTTPClient
+public import CofferCrypto
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// Why a vault call failed, worded for the person at the keyboard.
+public enum VaultClientError: Error, CustomStringConvertible {
+    case unreachable(url: String, reason: String)
+    case wrongPassword(VaultAddress, attemptsLeft: Int?)
+    case locked(VaultAddress)
+    case accountExists(VaultAddress)
+    case tokenRefused(VaultAddress)
+    case refused(VaultAddress, status: Int, message: String)
+    /// The answer was not the protocol's: a wrong server, a proxy, or tampering on the way.
+    case badAnswer(url: String, reason: String)
+    case trustRoots(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .unreachable(let url, let reason):
+            return "cannot reach the key vault at \(url) (\(reason)); try again when it is back, or open the repository with its recovery key (--recovery-key-file)"
+        case .wrongPassword(let a, let left) where left == 0:
+            return "wrong password for vault \(a); that was the last attempt, so the account is now locked for good: open the repository with its recovery key (--recovery-key-file) and add a new vault account with `coffer key add --vault URL --account NAME`"
+        case .wrongPassword(let a, let left):
+            let remaining = left.map { $0 == 1 ? "1 attempt left" : "\($0) attempts left" } ?? "attempts left unknown"
+            return "wrong password for vault \(a) (\(remaining) before the account locks for good)"
+        case .locked(let a):
+            return "vault \(a) is locked after too many wrong passwords; open the repository with its recovery key (--recovery-key-file) and add a new vault account with `coffer key add --vault URL --account NAME`"
+        case .accountExists(let a):
+            return "vault \(a) already exists; choose another --account name (to change its password, use `coffer key passwd`)"
+        case .tokenRefused(let a):
+            return "vault \(a) refused the password change: its permission lasts 5 minutes after the login; run the command again"
+        case .refused(let a, let status, let message):
+            return "vault \(a) answered HTTP \(status): \(message)"
+        case .badAnswer(let url, let reason):
+            return "the key vault at \(url) gave an answer coffer cannot use (\(reason)); is that URL a coffer-vault?"
+        case .trustRoots(let path, let reason):
+            return "cannot use \(path) as the vault's CA certificate: \(reason)"
+        }
+    }
+}
+
+/// The client side of a key vault (FORMAT.md §15–16): registers a password with OPAQUE and
+/// logs in, over the vault's JSON API. The password never leaves this process; what the vault
+/// learns is an OPRF-blinded element and proofs.
+public struct VaultClient: Sendable {
+    /// A PEM file of CA certificates to trust for an https vault with a private certificate;
+    /// nil trusts the system's roots.
+    public var trustRootsFile: String?
+    public var timeoutSeconds: Double = 30
+    /// Tests may swap the key-stretching; real vaults use `coffer-vault-v1` (Argon2id 256 MiB).
+    public var configuration: OPAQUEConfiguration = .cofferVaultV1
+
+    public init(trustRootsFile: String? = nil) { self.trustRootsFile = trustRootsFile }
+
+    /// What a successful login yields.
+    public struct Login: Sendable {
+        public let sealedKey: [UInt8]
+        /// Derived from the password and the vault's OPRF key; opens `sealedKey`.
+        public let exportKey: SecureBytes
+        /// Lets the next five minutes re-register this account (a password change), once.
+        public let token: String
+    }
+
+    /// Registers `password` for the account; `seal` turns the export key into the sealed key
+    /// the vault keeps. With a `token` from a recent login, replaces the account's password.
+    public func register(
+        _ address: VaultAddress, password: SecureBytes, token: String? = nil,
+        seal: (SecureBytes) -> [UInt8]
+    ) async throws {
+        let client = OPAQUEClient(configuration: configuration)
+        let (request, state) = try client.startRegistration(password: password)
+        let started = try await post(address, "register/start", ["request": Data(request.serialized).base64EncodedString()])
+        guard started.status == 200 else { throw failure(address, started) }
+        let response: OPAQUE.RegistrationResponse
+        do { response = try OPAQUE.RegistrationResponse(bytes: try bytes(started, "response", address)) } catch {
+            throw VaultClientError.badAnswer(url: address.url, reason: "registration response: \(error)")
+        }
+        let result = try client.finishRegistration(response, state: state)
+        var body = [
+            "record": Data(result.record.serialized).base64EncodedString(),
+            "sealed_key": Data(seal(result.exportKey)).base64EncodedString(),
+        ]
+        if let token { body["token"] = token }
+        let finished = try await post(address, "register/finish", body)
+        switch finished.status {
+        case 200, 201: return
+        case 409: throw VaultClientError.accountExists(address)
+        case 401 where token != nil: throw VaultClientError.tokenRefused(address)
+        default: throw failure(address, finished)
+        }
+    }
+
+    /// Logs in with `password`. Every login the vault starts counts against the account's
+    /// attempts until it finishes well, so a wrong password here costs one attempt.
+    public func login(_ address: VaultAddress, password: SecureBytes) async throws -> Login {
+        let client = OPAQUEClient(configuration: configuration)
+        let (ke1, state) = try client.startLogin(password: password)
+        let started = try await post(address, "login/start", ["ke1": Data(ke1.serialized).base64EncodedString()])
+        guard started.status == 200 else { throw failure(address, started) }
+        guard let session = started.json["session"] as? String else {
+            throw VaultClientError.badAnswer(url: address.url, reason: "no session in the login answer")
+        }
+        let ke2: OPAQUE.KE2
+        do { ke2 = try OPAQUE.KE2(bytes: try bytes(started, "ke2", address)) } catch {
+            throw VaultClientError.badAnswer(url: address.url, reason: "KE2: \(error)")
+        }
+        let result: OPAQUEClient.LoginResult
+        do {
+            result = try client.finishLogin(ke2, state: state)
+        } catch .envelopeRecoveryFailed {
+            // A wrong password (or a vault that is not the one registered with). The vault has
+            // counted the attempt already; finishing with a proof that cannot verify closes
+            // the session and tells how many attempts are left.
+            let closed = try await post(address, "login/finish", [
+                "session": session, "ke3": Data(repeating: 0, count: OPAQUE.KE3.length).base64EncodedString(),
+            ])
+            // 423 here: this guess was the one that locked the account (or others ran out the
+            // attempts meanwhile); either way the password was wrong and none are left.
+            let left = closed.status == 423 ? 0 : closed.json["attempts_left"] as? Int
+            throw VaultClientError.wrongPassword(address, attemptsLeft: left)
+        } catch {
+            throw VaultClientError.badAnswer(url: address.url, reason: "the vault did not prove it holds this account's registration (\(error))")
+        }
+        let finished = try await post(address, "login/finish", ["session": session, "ke3": Data(result.ke3.serialized).base64EncodedString()])
+        guard finished.status == 200 else { throw failure(address, finished) }
+        guard let token = finished.json["token"] as? String else {
+            throw VaultClientError.badAnswer(url: address.url, reason: "no token in the login answer")
+        }
+        return Login(sealedKey: try bytes(finished, "sealed_key", address), exportKey: result.exportKey, token: token)
+    }
+
+    // MARK: HTTP
+
+    struct Answer {
+        let status: Int
+        let json: [String: Any]
+    }
+
+    private func failure(_ address: VaultAddress, _ answer: Answer) -> VaultClientError {
+        let message = answer.json["error"] as? String ?? "no reason given"
+        switch answer.status {
+        case 423: return .locked(address)
+        case 401 where answer.json["attempts_left"] != nil: return .wrongPassword(address, attemptsLeft: answer.json["attempts_left"] as? Int)
+        default: return .refused(address, status: answer.status, message: message)
+        }
+    }
+
+    private func bytes(_ answer: Answer, _ field: String, _ address: VaultAddress) throws -> [UInt8] {
+        guard let text = answer.json[field] as? String, let data = Data(base64Encoded: text) else {
+            throw VaultClientError.badAnswer(url: address.url, reason: "\(field) missing or not base64")
+        }
+        return Array(data)
+    }
+
+    /// One POST, never repeated by coffer: a request the vault may have seen could be a counted
+    /// login. (The HTTP client itself keeps trying to connect until the connect timeout.)
+    private func post(_ address: VaultAddress, _ action: String, _ body: [String: String]) async throws -> Answer {
+        let client = try VaultHTTPClients.client(trustRootsFile: trustRootsFile, timeoutSeconds: timeoutSeconds)
+        var request = HTTPClientRequest(url: address.endpoint(action))
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])))
+        do {
+            let response = try await client.execute(request, deadline: .now() + .milliseconds(Int64(timeoutSeconds * 1000)))
+            var buffer = try await response.body.collect(upTo: 64 * 1024)
+            let data = Data(buffer.readBytes(length: buffer.readableBytes) ?? [])
+            guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+                throw VaultClientError.badAnswer(url: address.url, reason: "HTTP \(response.status.code) without a JSON body")
+            }
+            return Answer(status: Int(response.status.code), json: json)
+        } catch let error as VaultClientError {
+            throw error
+        } catch {
+            throw VaultClientError.unreachable(url: address.url, reason: Self.describe(error))
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let e as NIOConnectionError:
+            return e.connectionErrors.isEmpty ? "cannot resolve the host name" : "no connection: \(e.connectionErrors.map { "\($0.error)" }.joined(separator: ", "))"
+        case let e as IOError where e.errnoCode == ECONNREFUSED: return "connection refused"
+        case let e as HTTPClientError where e == .connectTimeout: return "timed out connecting"
+        case let e as HTTPClientError where e == .deadlineExceeded || e == .readTimeout: return "timed out"
+        case let e as NIOSSLError: return "TLS failed: \(e); for a private certificate give --vault-cacert"
+        case let e as BoringSSLError: return "TLS failed: \(e); for a private certificate give --vault-cacert"
+        default: return "\(error)"
+        }
+    }
+}
+
+/// One HTTP client per trust setting for the life of the process, like the S3 clients.
+enum VaultHTTPClients {
+    private static let lock = Lock()
+    nonisolated(unsafe) private static var clients: [String: HTTPClient] = [:]
+
+    static func client(trustRootsFile: String?, timeoutSeconds: Double) throws -> HTTPClient {
+        try lock.withLock {
+            let key = "\(trustRootsFile ?? "")|\(timeoutSeconds)"
+            if let c = clients[key] { return c }
+            var config = HTTPClient.Configuration()
+            if let path = trustRootsFile {
+                var tls = TLSConfiguration.makeClientConfiguration()
+                do { tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(path)) } catch {
+                    throw VaultClientError.trustRoots(path: path, reason: "\(error)")
+                }
+                config.tlsConfiguration = tls
+            }
+            let timeout = TimeAmount.milliseconds(Int64(timeoutSeconds * 1000))
+            config.timeout = .init(connect: min(timeout, .seconds(5)), read: timeout, write: timeout)
+            config.httpVersion = .http1Only
+            config.redirectConfiguration = .disallow
+            let c = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: config)
+            clients[key] = c
+            return c
+        }
+    }
+}

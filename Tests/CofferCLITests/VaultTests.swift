@@ -1,0 +1,165 @@
+import Foundation
+import Glibc
+import Testing
+
+/// Vault key slots end to end: the real `coffer` against the real `coffer-vault` on loopback.
+/// Each vault login runs the real Argon2id (256 MiB) of `coffer-vault-v1` in the client.
+@Suite(.serialized) struct VaultTests {
+    /// A sandbox with a vault server, a repository initialized with a vault password, its
+    /// recovery key and a small source tree.
+    struct Fixture {
+        let box: Sandbox
+        let server: VaultTestServer
+        let recoveryKeyFile: String
+        let src: String
+        let account: String
+
+        init(maxAttempts: Int = 10, account: String = "alice@example.com") throws {
+            box = try Sandbox()
+            server = try VaultTestServer(dataDirectory: box.path("vault"), maxAttempts: maxAttempts)
+            self.account = account
+            src = box.path("src")
+            try FS.mkdir(src)
+            try FS.mkdir(src + "/media")
+            try FS.writeFile(src + "/media/photo.jpg", try FS.randomBytes(3 << 20))
+            try FS.writeFile(src + "/chat.txt", String(repeating: "a message in the history\n", count: 4000))
+            let created = try box.ok(["init", "--repo", box.repo, "--vault", server.url, "--account", account, "--json"])
+            let report = try #require(try created.jsonLines().last as? [String: Any], "init --json: \(created.out)")
+            // A vault repository always gets a recovery key: a locked account must not lose the data.
+            let key = try #require(report["recoveryKey"] as? String, "init --vault printed no recovery key: \(created.out)")
+            recoveryKeyFile = box.path("recovery.txt")
+            try FS.writeFile(recoveryKeyFile, key)
+        }
+
+        func open(password: String) throws -> RunResult {
+            try box.coffer(["snapshots", "--repo", box.repo, "--json"], env: ["COFFER_PASSWORD": password])
+        }
+
+        func openWithRecoveryKey() throws -> RunResult {
+            try box.coffer(["snapshots", "--repo", box.repo, "--json", "--recovery-key-file", recoveryKeyFile], env: [:])
+        }
+    }
+
+    @Test func backupAndRestoreFromAFreshCacheThroughTheVault() throws {
+        let f = try Fixture()
+        let slots = try f.box.ok(["key", "list", "--repo", f.box.repo, "--json"])
+        let list = try #require(try slots.jsonLines().first as? [[String: Any]])
+        #expect(Set(list.compactMap { $0["kind"] as? String }) == ["vault", "recovery-key"], "\(slots.out)")
+        #expect(!list.contains { $0["kind"] as? String == "password" }, "a vault repository must hold no password slot to guess against")
+
+        try f.box.backup([f.src])
+        // Another machine: nothing cached, only the repository, the vault and the password.
+        let target = f.box.path("restored")
+        let restore = try f.box.coffer(
+            ["restore", "--repo", f.box.repo, "latest", "--target", target, "--cache-dir", f.box.path("fresh-cache")])
+        #expect(restore.succeeded, "\(restore.diagnostics)")
+        expectSameTree(try scanTree(raw(f.src)), try scanTree(raw(target + "/src")))
+    }
+
+    @Test func tenWrongPasswordsLockTheAccountAndTheRecoveryKeyStillOpens() throws {
+        let f = try Fixture()
+        for attempt in 1...10 {
+            let r = try f.open(password: "not the password \(attempt)")
+            #expect(r.exitedNormally && r.status == 12, "\(r.diagnostics)")
+            if attempt < 10 {
+                let left = 10 - attempt
+                #expect(r.err.contains("(\(left) attempt\(left == 1 ? "" : "s") left"), "attempt \(attempt): \(r.err)")
+            } else {
+                #expect(r.err.contains("last attempt") && r.err.contains("locked"), "\(r.err)")
+            }
+            // A restart halfway must not forgive anything.
+            if attempt == 5 { try f.server.restart() }
+        }
+        let right = try f.open(password: f.box.password)
+        #expect(right.status == 12, "the right password opened a locked account: \(right.diagnostics)")
+        #expect(right.err.contains("locked") && right.err.contains("recovery key"), "\(right.err)")
+
+        // Locked for good, across a restart too.
+        try f.server.restart()
+        let afterRestart = try f.open(password: f.box.password)
+        #expect(afterRestart.status == 12 && afterRestart.err.contains("locked"), "\(afterRestart.diagnostics)")
+
+        // The recovery key opens the repository and registers a new account.
+        let recovered = try f.openWithRecoveryKey()
+        #expect(recovered.succeeded, "\(recovered.diagnostics)")
+        try FS.writeFile(f.box.path("new-password"), "a new vault password\n")
+        let added = try f.box.coffer(
+            ["key", "add", "--repo", f.box.repo, "--recovery-key-file", f.recoveryKeyFile, "--vault", f.server.url,
+             "--account", "alice-2", "--new-password-file", f.box.path("new-password")], env: [:])
+        #expect(added.succeeded, "\(added.diagnostics)")
+        let reopened = try f.open(password: "a new vault password")
+        #expect(reopened.succeeded, "\(reopened.diagnostics)")
+    }
+
+    @Test func aSuccessfulLoginResetsTheCount() throws {
+        let f = try Fixture()
+        for _ in 1...3 { _ = try f.open(password: "wrong") }
+        #expect(try f.open(password: f.box.password).succeeded)
+        let next = try f.open(password: "wrong again")
+        #expect(next.err.contains("(9 attempts left"), "\(next.err)")
+    }
+
+    @Test func parallelWrongLoginsCannotExceedTheLimit() throws {
+        let f = try Fixture(maxAttempts: 5)
+        let runs = try (0..<12).map { i in
+            try f.box.start(["snapshots", "--repo", f.box.repo], env: ["COFFER_PASSWORD": "guess \(i)"])
+        }
+        let results = try runs.map { try $0.wait(timeout: 300) }
+        #expect(results.allSatisfy { $0.exitedNormally && $0.status == 12 }, "\(results.map(\.diagnostics))")
+        // Exactly five logins got a KE2 (and so could test a guess); the others were refused.
+        let guessed = results.filter { $0.err.hasPrefix("coffer: wrong password") }.count
+        let refused = results.filter { $0.err.hasPrefix("coffer: vault") && $0.err.contains("is locked") }.count
+        #expect(guessed == 5 && refused == 7, "guessed \(guessed), refused \(refused): \(results.map(\.err))")
+        let right = try f.open(password: f.box.password)
+        #expect(right.status == 12 && right.err.contains("locked"), "\(right.diagnostics)")
+    }
+
+    @Test func passwordChangeReplacesTheVaultRecordAndLeavesTheRepositoryAlone() throws {
+        let f = try Fixture()
+        try f.box.backup([f.src])
+        let before = try Self.contents(of: f.box.repo)
+        try FS.writeFile(f.box.path("new-password"), "second password\n")
+        let changed = try f.box.coffer(
+            ["key", "passwd", "--repo", f.box.repo, "--new-password-file", f.box.path("new-password")])
+        #expect(changed.succeeded, "\(changed.diagnostics)")
+        #expect(changed.out.contains("password changed for vault"), "\(changed.out)")
+        // Not one byte of the repository depends on the password: nothing in it can test a guess.
+        #expect(try Self.contents(of: f.box.repo) == before, "the repository changed when the vault password did")
+        #expect(try f.open(password: "second password").succeeded)
+        let old = try f.open(password: f.box.password)
+        #expect(old.status == 12 && old.err.contains("wrong password"), "\(old.diagnostics)")
+    }
+
+    @Test func anUnreachableVaultSaysSoAndPointsToTheRecoveryKey() throws {
+        var f: Fixture? = try Fixture()
+        let box = f!.box, recoveryKeyFile = f!.recoveryKeyFile
+        let repo = box.repo
+        f = nil  // stops the server; the sandbox stays with `box`
+        let r = try box.coffer(["snapshots", "--repo", repo])
+        #expect(r.exitedNormally && r.status == 1, "\(r.diagnostics)")
+        #expect(r.err.contains("cannot reach the key vault") && r.err.contains("recovery key"), "\(r.err)")
+        let recovered = try box.coffer(["snapshots", "--repo", repo, "--recovery-key-file", recoveryKeyFile], env: [:])
+        #expect(recovered.succeeded, "\(recovered.diagnostics)")
+    }
+
+    @Test func aTakenAccountIsRefusedAndNothingIsWritten() throws {
+        let f = try Fixture(account: "bob")
+        let other = f.box.path("other-repo")
+        let r = try f.box.coffer(["init", "--repo", other, "--vault", f.server.url, "--account", "bob"])
+        #expect(r.exitedNormally && r.status == 1, "\(r.diagnostics)")
+        #expect(r.err.contains("already exists"), "\(r.err)")
+        #expect(!FileManager.default.fileExists(atPath: other + "/config"), "a refused vault account still left a repository behind")
+        let plain = try f.box.coffer(["init", "--repo", other, "--vault", "http://192.0.2.1:8443", "--account", "x"])
+        #expect(plain.status != 0 && plain.err.contains("https"), "plain http to another host must be refused: \(plain.diagnostics)")
+    }
+
+    /// Every file under `root` with its bytes.
+    static func contents(of root: String) throws -> [String: [UInt8]] {
+        var out: [String: [UInt8]] = [:]
+        for rel in try FileManager.default.subpathsOfDirectory(atPath: root) {
+            var st = Glibc.stat()
+            if lstat(root + "/" + rel, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG { out[rel] = try FS.readFile(root + "/" + rel) }
+        }
+        return out
+    }
+}
