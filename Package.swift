@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         // HTTP server for the key vault (coffer-vault).
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        // TLS for coffer-vault (through HummingbirdTLS) and certificates in its tests.
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // C libraries from Debian: libsodium-dev, libzstd-dev, libb2-dev, libsqlite3-dev.
@@ -53,7 +55,12 @@ let package = Package(
         // The key vault: OPAQUE logins with attempt counters over SQLite, served by Hummingbird.
         .target(
             name: "CofferVault",
-            dependencies: ["CofferCrypto", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: [
+                "CofferCrypto",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             swiftSettings: strict),
         .executableTarget(
             name: "CofferVaultServer",
@@ -75,6 +82,9 @@ let package = Package(
             dependencies: [
                 "CofferVault", "CofferCrypto", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                // A real HTTPS client for the TLS test, trusting a certificate made for the test.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strict),
     ]

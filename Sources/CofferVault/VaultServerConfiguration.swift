@@ -1,6 +1,7 @@
 import CofferCrypto
 import Foundation
 import Hummingbird
+import HummingbirdTLS
 
 /// Why the server refuses to start.
 public struct VaultConfigurationError: Error, Equatable, CustomStringConvertible {
@@ -8,7 +9,8 @@ public struct VaultConfigurationError: Error, Equatable, CustomStringConvertible
     public var description: String { message }
 }
 
-/// How `coffer-vault` runs: where it listens, where its state lives, and its attempt limit.
+/// How `coffer-vault` runs: where it listens, how (HTTPS or plain HTTP), where its state lives,
+/// and its attempt limit. The one place for the rules on when plain HTTP is allowed.
 public struct VaultServerConfiguration: Sendable {
     public var host: String
     public var port: Int
@@ -18,28 +20,50 @@ public struct VaultServerConfiguration: Sendable {
     /// Plain HTTP on a non-loopback address: passwords never cross the wire, but sealed keys
     /// and tokens would, so this must be asked for (behind a TLS-terminating proxy).
     public var insecureHTTP: Bool
+    /// PEM certificate chain (leaf first, intermediates after it) for serving HTTPS.
+    public var tlsCertificatePath: String?
+    /// PEM private key of the leaf certificate in `tlsCertificatePath`.
+    public var tlsKeyPath: String?
 
-    public init(host: String = "127.0.0.1", port: Int = 8443, dataDirectory: String, maxAttempts: Int = 10, insecureHTTP: Bool = false) {
+    public init(
+        host: String = "127.0.0.1", port: Int = 8443, dataDirectory: String, maxAttempts: Int = 10, insecureHTTP: Bool = false,
+        tlsCertificatePath: String? = nil, tlsKeyPath: String? = nil
+    ) {
         self.host = host
         self.port = port
         self.dataDirectory = dataDirectory
         self.maxAttempts = maxAttempts
         self.insecureHTTP = insecureHTTP
+        self.tlsCertificatePath = tlsCertificatePath
+        self.tlsKeyPath = tlsKeyPath
     }
 
     public var databasePath: String { dataDirectory + "/vault.db" }
     public var keyPath: String { dataDirectory + "/vault.key" }
 
-    /// The server serves plain HTTP only (TLS is not built in yet), so a non-loopback address
-    /// needs `insecureHTTP`.
+    /// Checks the flags against each other; the TLS files themselves are read by
+    /// `makeTLSConfiguration()`.
     public func validate() throws(VaultConfigurationError) {
         guard (1...65535).contains(port) else { throw VaultConfigurationError(message: "--port must be 1 to 65535") }
         guard maxAttempts >= 1 else { throw VaultConfigurationError(message: "--max-attempts must be at least 1") }
-        guard insecureHTTP || Self.isLoopback(host) else {
+        switch (tlsCertificatePath, tlsKeyPath) {
+        case (nil, nil), (.some, .some): break
+        case (.some, nil): throw VaultConfigurationError(message: "--tls-cert needs --tls-key (the certificate's private key)")
+        case (nil, .some): throw VaultConfigurationError(message: "--tls-key needs --tls-cert (the certificate chain for that key)")
+        }
+        // Both at once would leave it unclear whether the operator expects HTTPS or plain HTTP.
+        guard !(insecureHTTP && servesTLS) else {
+            throw VaultConfigurationError(message: "--insecure-http (plain HTTP) and --tls-cert/--tls-key (HTTPS) exclude each other")
+        }
+        guard servesTLS || insecureHTTP || Self.isLoopback(host) else {
             throw VaultConfigurationError(
-                message: "\(host) is not a loopback address: plain HTTP there needs --insecure-http (TLS is not supported yet)")
+                message: "\(host) is not a loopback address: serve HTTPS there with --tls-cert and --tls-key, "
+                    + "or plain HTTP behind a TLS-terminating proxy with --insecure-http")
         }
     }
+
+    /// HTTPS when given a certificate (validate() has checked that a key comes with it).
+    public var servesTLS: Bool { tlsCertificatePath != nil }
 
     static func isLoopback(_ host: String) -> Bool {
         host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
@@ -55,10 +79,25 @@ public struct VaultServerConfiguration: Sendable {
         return try VaultService(store: store, keys: keys, configuration: opaque, maxAttempts: maxAttempts)
     }
 
-    /// The Hummingbird application serving `service`.
-    public func makeApplication(service: VaultService) -> some ApplicationProtocol {
-        Application(
+    /// The Hummingbird application serving `service`: HTTPS with `tls` (from
+    /// `makeTLSConfiguration()`), plain HTTP without. `onListening` gets the URL the server
+    /// answers on once it accepts connections (with the bound port, should `port` be 0).
+    public func makeApplication(
+        service: VaultService, tls: TLSConfiguration?, onListening: @escaping @Sendable (_ url: String) async -> Void = { _ in }
+    ) throws -> some ApplicationProtocol {
+        let scheme = tls == nil ? "http" : "https"
+        return Application(
             router: VaultRoutes.router(service: service),
-            configuration: .init(address: .hostname(host, port: port), serverName: "coffer-vault"))
+            server: try tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1(),
+            configuration: .init(address: .hostname(host, port: port), serverName: "coffer-vault"),
+            onServerRunning: { [host, port] channel in
+                await onListening(Self.url(scheme: scheme, host: host, port: channel.localAddress?.port ?? port))
+            })
+    }
+
+    static func url(scheme: String, host: String, port: Int) -> String {
+        // An IPv6 literal needs brackets in a URL, or its colons would read as the port's.
+        let bracketed = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        return "\(scheme)://\(bracketed):\(port)"
     }
 }

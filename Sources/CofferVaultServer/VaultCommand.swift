@@ -1,5 +1,6 @@
 import ArgumentParser
 import CofferVault
+import Foundation
 import Glibc
 import Hummingbird
 
@@ -9,26 +10,49 @@ struct VaultCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coffer-vault",
         abstract: "Serve the Coffer key vault: OPAQUE password logins that release sealed keys.",
-        discussion: "Plain HTTP only (TLS is not built in yet): loopback addresses, or any address with --insecure-http behind a TLS proxy.")
+        discussion: """
+            With --tls-cert and --tls-key it serves HTTPS (TLS 1.2 or later) on any address. Without \
+            them it serves plain HTTP, on loopback addresses only, unless --insecure-http allows it \
+            elsewhere (behind a TLS-terminating proxy). Once it accepts connections it prints \
+            "coffer-vault listening on URL" on standard output.
+            """)
 
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on.") var port = 8443
     @Option(name: .customLong("data"), help: "Directory for vault.db and vault.key (created, mode 0700).") var data: String
     @Option(help: "Failed logins after which an account is locked for good.") var maxAttempts = 10
+    @Option(help: ArgumentHelp("Certificate chain for HTTPS: PEM, leaf first, then any intermediates.", valueName: "file"))
+    var tlsCert: String?
+    @Option(help: ArgumentHelp("Private key of that certificate: PEM, unencrypted.", valueName: "file"))
+    var tlsKey: String?
     @Flag(help: "Allow plain HTTP on a non-loopback address.") var insecureHTTP = false
+
+    var serverConfiguration: VaultServerConfiguration {
+        VaultServerConfiguration(
+            host: host, port: port, dataDirectory: data, maxAttempts: maxAttempts, insecureHTTP: insecureHTTP,
+            tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey)
+    }
+
+    func validate() throws {
+        do {
+            try serverConfiguration.validate()
+        } catch {
+            throw ValidationError(error.message)
+        }
+    }
 
     func run() async throws {
         // Everything the vault creates (database, its WAL and shared-memory files, the key
         // file) is for the vault's user alone, whatever folder it is given.
         umask(0o077)
-        let configuration = VaultServerConfiguration(
-            host: host, port: port, dataDirectory: data, maxAttempts: maxAttempts, insecureHTTP: insecureHTTP)
-        do {
-            try configuration.validate()
-        } catch {
-            throw ValidationError(error.message)
-        }
+        let configuration = serverConfiguration
+        // Before the data directory is created: a bad certificate should leave nothing behind.
+        let tls = try configuration.makeTLSConfiguration()
         let service = try configuration.makeService()
-        try await configuration.makeApplication(service: service).runService()
+        let application = try configuration.makeApplication(service: service, tls: tls) { url in
+            // Unbuffered, so a script reading a pipe sees the line as soon as the port is open.
+            FileHandle.standardOutput.write(Data("coffer-vault listening on \(url)\n".utf8))
+        }
+        try await application.runService()
     }
 }
