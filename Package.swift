@@ -19,11 +19,9 @@ let package = Package(
         // HTTP for the S3 backend (Storage/S3); NIO for the byte buffers and headers it uses.
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
-        // TLS trust settings for a key vault with a private certificate.
-        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         // HTTP server for the key vault (coffer-vault).
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
-        // TLS for coffer-vault (through HummingbirdTLS) and certificates in its tests.
+        // TLS: coffer-vault's HTTPS (through HummingbirdTLS), and the CA a vault client trusts.
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [

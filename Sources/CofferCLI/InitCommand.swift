@@ -34,22 +34,25 @@ struct InitCommand: AsyncParsableCommand {
                 print("created bucket \(s3.s3.bucket)")
             }
             let address = try vault.address()
+            if address != nil && (argon2MemoryMib != nil || argon2Iterations != nil) {
+                throw CLIError.usage("--argon2-* options set a password slot's cost; a vault repository has none (the vault fixes its own)")
+            }
             let password = try Secrets.newPassword(file: options.passwordFile)
             let repo: Repository
+            var recovery: RecoveryKey? = nil
             if let address {
-                repo = try await Repository.initialize(
+                // The library adds the recovery key: a vault account locks for good after too many
+                // wrong passwords, and the recovery key is then the way back in.
+                (repo, recovery) = try await Repository.initialize(
                     storage: storage, vault: address, password: password, client: options.vaultClient, options: init_)
             } else {
                 repo = try await Repository.initialize(storage: storage, credential: .password(password), options: init_)
-            }
-            var recovery: RecoveryKey? = nil
-            // A vault account locks for good after too many wrong passwords; the recovery key is
-            // then the way back in, so a vault repository always gets one.
-            if recoveryKey || address != nil {
-                let key = RecoveryKey.generate()
-                let master = try await repo.unlockMasterKey(with: .password(password))
-                _ = try await repo.addKeySlot(master: master, credential: .recoveryKey(key))
-                recovery = key
+                if recoveryKey {
+                    let key = RecoveryKey.generate()
+                    let master = try await repo.unlockMasterKey(with: .password(password))
+                    _ = try await repo.addKeySlot(master: master, credential: .recoveryKey(key))
+                    recovery = key
+                }
             }
             if options.json {
                 Output.json(InitReport(location: storage.location, repositoryID: repo.config.repositoryID.hex, recoveryKey: recovery?.singleLine))

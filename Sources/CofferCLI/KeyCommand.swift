@@ -66,6 +66,7 @@ struct KeyAdd: AsyncParsableCommand {
         try await ErrorReporting.run {
             let (repo, credential) = try await options.open()
             let master = try await repo.unlockMasterKey(with: credential)
+            if recoveryKey && vault.vault != nil { throw CLIError.usage("choose one: --recovery-key or --vault") }
             if recoveryKey {
                 let key = RecoveryKey.generate()
                 let slot = try await repo.addKeySlot(master: master, credential: .recoveryKey(key))

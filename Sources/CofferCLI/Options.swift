@@ -25,6 +25,10 @@ struct RepositoryOptions: ParsableArguments {
         "Trust the CA certificates in this PEM file for a key vault (also COFFER_VAULT_CACERT).", valueName: "file"))
     var vaultCacert: String?
 
+    @Option(help: ArgumentHelp(
+        "With slots for several vault accounts, log in to this one (also COFFER_VAULT_ACCOUNT).", valueName: "name"))
+    var vaultAccount: String?
+
     @Flag(help: "Print machine-readable JSON.")
     var json = false
 
@@ -77,7 +81,9 @@ struct RepositoryOptions: ParsableArguments {
     func open() async throws -> (Repository, Credential) {
         let storage = try storage()
         let credential = try credential()
-        let repo = try await Repository.open(storage: storage, credential: credential, vault: vaultClient)
+        let repo = try await Repository.open(
+            storage: storage, credential: credential, vault: vaultClient,
+            vaultAccount: vaultAccount ?? Environment.value("COFFER_VAULT_ACCOUNT"))
         // A local repository is as fast to read as a cache would be, so it gets one only when
         // asked; a remote one gets one by default.
         if !noCache, let base = cacheDir ?? Environment.value("COFFER_CACHE_DIR")

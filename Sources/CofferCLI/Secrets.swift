@@ -55,9 +55,10 @@ enum Secrets {
 
     /// Asks for a new password twice on the terminal.
     static func promptNewPassword() throws -> SecureBytes {
-        guard let p1 = promptNoEcho("New password: "), let p2 = promptNoEcho("Repeat the password: ") else {
-            throw CLIError.usage("give the new password with --new-password-file")
-        }
+        guard var p1 = promptNoEcho("New password: ") else { throw CLIError.usage("give the new password with --new-password-file") }
+        defer { secureZero(&p1) }
+        guard var p2 = promptNoEcho("Repeat the password: ") else { throw CLIError.usage("give the new password with --new-password-file") }
+        defer { secureZero(&p2) }
         guard p1 == p2, !p1.isEmpty else { throw CLIError.usage("the passwords are empty or do not match") }
         return firstLine(p1)
     }

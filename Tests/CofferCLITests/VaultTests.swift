@@ -87,6 +87,17 @@ import Testing
             ["key", "add", "--repo", f.box.repo, "--recovery-key-file", f.recoveryKeyFile, "--vault", f.server.url,
              "--account", "alice-2", "--new-password-file", f.box.path("new-password")], env: [:])
         #expect(added.succeeded, "\(added.diagnostics)")
+        // Two vault accounts now: a password is tried on one only, so coffer asks which.
+        let ambiguous = try f.open(password: "a new vault password")
+        #expect(ambiguous.status != 0 && ambiguous.err.contains("--vault-account"), "\(ambiguous.diagnostics)")
+        let chosen = try f.box.coffer(
+            ["snapshots", "--repo", f.box.repo, "--vault-account", "alice-2"], env: ["COFFER_PASSWORD": "a new vault password"])
+        #expect(chosen.succeeded, "\(chosen.diagnostics)")
+        // Removing the locked account's slot makes the new one the only one.
+        let slots = try #require(try f.box.ok(["key", "list", "--repo", f.box.repo, "--json", "--recovery-key-file", f.recoveryKeyFile], env: [:])
+            .jsonLines().first as? [[String: Any]])
+        let locked = try #require(slots.first { ($0["kdf"] as? String)?.contains("account \(f.account) ") == true }?["id"] as? String)
+        try f.box.ok(["key", "remove", "--repo", f.box.repo, "--recovery-key-file", f.recoveryKeyFile, locked], env: [:])
         let reopened = try f.open(password: "a new vault password")
         #expect(reopened.succeeded, "\(reopened.diagnostics)")
     }
@@ -97,6 +108,23 @@ import Testing
         #expect(try f.open(password: f.box.password).succeeded)
         let next = try f.open(password: "wrong again")
         #expect(next.err.contains("(9 attempts left"), "\(next.err)")
+    }
+
+    @Test func plantedCopiesOfTheSlotCostNoExtraAttempts() throws {
+        let f = try Fixture()
+        let keys = f.box.repo + "/keys"
+        // Find the vault slot (the larger of the two objects: it names the URL and the account).
+        let names = try FileManager.default.contentsOfDirectory(atPath: keys)
+        let vaultSlot = try #require(names.max { try! FS.readFile(keys + "/" + $0).count < FS.readFile(keys + "/" + $1).count })
+        let bytes = try FS.readFile(keys + "/" + vaultSlot)
+        // Storage plants copies under ids that sort first.
+        for prefix in ["00", "01", "02"] {
+            try FS.writeFile(keys + "/" + prefix + String(repeating: "0", count: 62), bytes)
+        }
+        let wrong = try f.open(password: "a typo")
+        #expect(wrong.status == 12 && wrong.err.contains("(9 attempts left"), "one typo cost more than one attempt: \(wrong.err)")
+        let right = try f.open(password: f.box.password)
+        #expect(right.succeeded, "the real slot no longer opens beside planted copies: \(right.diagnostics)")
     }
 
     @Test func parallelWrongLoginsCannotExceedTheLimit() throws {
@@ -161,5 +189,38 @@ import Testing
             if lstat(root + "/" + rel, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG { out[rel] = try FS.readFile(root + "/" + rel) }
         }
         return out
+    }
+}
+
+/// The vault over HTTPS with a private certificate, as a real deployment runs it.
+@Suite(.serialized) struct VaultTLSEndToEndTests {
+    @Test func aVaultOverHTTPSWithAPrivateCA() throws {
+        let box = try Sandbox()
+        let cert = box.path("cert.pem"), key = box.path("key.pem")
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        openssl.arguments = [
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key, "-out", cert,
+        ]
+        openssl.standardOutput = FileHandle.nullDevice
+        openssl.standardError = FileHandle.nullDevice
+        try openssl.run()
+        openssl.waitUntilExit()
+        try #require(openssl.terminationStatus == 0, "openssl could not make a certificate")
+
+        let server = try VaultTestServer(dataDirectory: box.path("vault"), tls: (cert, key))
+        #expect(server.url.hasPrefix("https://"))
+        let created = try box.coffer(
+            ["init", "--repo", box.repo, "--vault", server.url, "--account", "carol", "--vault-cacert", cert])
+        #expect(created.succeeded, "\(created.diagnostics)")
+        let opened = try box.coffer(["snapshots", "--repo", box.repo], env: ["COFFER_PASSWORD": box.password, "COFFER_VAULT_CACERT": cert])
+        #expect(opened.succeeded, "\(opened.diagnostics)")
+        // Without the CA the certificate is not trusted, and the message says how to fix that.
+        let untrusted = try box.coffer(["snapshots", "--repo", box.repo])
+        #expect(untrusted.status == 1 && untrusted.err.contains("TLS") && untrusted.err.contains("--vault-cacert"), "\(untrusted.diagnostics)")
+        // And a failed handshake is not a counted login: the right password still has all 10.
+        let wrong = try box.coffer(["snapshots", "--repo", box.repo], env: ["COFFER_PASSWORD": "wrong", "COFFER_VAULT_CACERT": cert])
+        #expect(wrong.err.contains("(9 attempts left"), "\(wrong.diagnostics)")
     }
 }

@@ -138,7 +138,7 @@ enum RepositoryErrorKind: Equatable {
     case noRepository, alreadyInitialized, wrongCredential, noUsableKeySlot, lastKeySlot, keySlotNotFound
     case ambiguousKeySlot, unsupportedFormat, tampered, malformed, missingObject, blobNotInIndex, blobDamaged
     case snapshotNotFound, ambiguousSnapshot, noSnapshots, locked, lockLost, treeTooLarge
-    case vaultSlotNotWritten, notOpenedByVault
+    case vaultSlotNotWritten, notOpenedByVault, vaultAccountNotFound, vaultAccountAmbiguous, vaultKeyDoesNotFit
 }
 
 extension RepositoryError {
@@ -161,6 +161,9 @@ extension RepositoryError {
         case .ambiguousSnapshot: .ambiguousSnapshot
         case .vaultSlotNotWritten: .vaultSlotNotWritten
         case .notOpenedByVault: .notOpenedByVault
+        case .vaultAccountNotFound: .vaultAccountNotFound
+        case .vaultAccountAmbiguous: .vaultAccountAmbiguous
+        case .vaultKeyDoesNotFit: .vaultKeyDoesNotFit
         case .locked: .locked
         case .lockLost: .lockLost
         case .treeTooLarge: .treeTooLarge

@@ -22,7 +22,11 @@ import Testing
         #expect(throws: VaultAddress.Invalid.self) {
             try VaultAddress(url: "https://" + String(repeating: "v", count: 250) + ".org", account: "a")
         }
-        // Plain http only to this machine.
+        // Plain http only to this machine — not to a name that starts like a loopback address.
+        for url in ["http://127.evil.example", "http://127.0.0.1.nip.io", "http://127.0.0.256", "http://localhost.example"] {
+            #expect(throws: VaultAddress.Invalid.self, "\(url)") { try VaultAddress(url: url, account: "a") }
+        }
+        #expect(throws: VaultAddress.Invalid.self) { try VaultAddress(url: "https://vault.example.org", account: "a\u{1b}[2J") }
         for url in ["http://127.0.0.1:8443", "http://localhost:1", "http://[::1]:8443"] {
             #expect((try? VaultAddress(url: url, account: "a")) != nil, "\(url)")
         }

@@ -29,11 +29,15 @@ extension Repository {
     /// password under the token of that login, which replaces the account's record and sealed
     /// key at once. The slot in storage does not change.
     public func changeVaultPassword(to password: SecureBytes, client: VaultClient) async throws {
-        guard let session = vaultSession, let token = session.token,
-            let slot = try await keySlots().first(where: { $0.id == openedWith })
-        else { throw RepositoryError.notOpenedByVault }
-        try await client.register(session.address, password: password, token: token) { exportKey in
-            VaultSealedKey.seal(vaultSecret: session.vaultSecret, exportKey: exportKey, slot: slot, random: random)
+        guard let session = vaultSession, let token = session.token else { throw RepositoryError.notOpenedByVault }
+        do {
+            try await client.register(
+                session.address, password: password, token: token, expectedServerPublicKey: session.serverPublicKey
+            ) { exportKey in
+                VaultSealedKey.seal(vaultSecret: session.vaultSecret, exportKey: exportKey, slot: session.slot, random: random)
+            }
+        } catch VaultClientError.unreachable(let url, let reason) {
+            throw VaultClientError.passwordChangeUnconfirmed(url: url, reason: reason)
         }
     }
 

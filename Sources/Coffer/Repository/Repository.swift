@@ -52,53 +52,64 @@ public final class Repository: Sendable {
         random: any RandomSource = SystemRandom()
     ) async throws -> Repository {
         try await initialize(storage: storage, options: options, random: random) { master in
-            (try KeySlot.create(master: master, credential: credential, cost: options.passwordCost, random: random), nil)
+            ([try KeySlot.create(master: master, credential: credential, cost: options.passwordCost, random: random)], nil)
         }
     }
 
-    /// Creates a repository whose one key slot opens through a login to a key vault: registers
-    /// `password` with the vault account first, so a refused account leaves storage untouched.
+    /// Creates a repository whose password is checked by a key vault: a vault slot and a
+    /// recovery-key slot (the way back in once the account locks), never a password slot.
+    /// Registers `password` with the vault account before writing anything, so a refused
+    /// account leaves storage untouched; both slots are written before the config.
     public static func initialize(
         storage: any Storage, vault address: VaultAddress, password: SecureBytes, client: VaultClient,
         options: InitOptions = InitOptions(), random: any RandomSource = SystemRandom()
-    ) async throws -> Repository {
-        try await initialize(storage: storage, options: options, random: random) { master in
+    ) async throws -> (Repository, RecoveryKey) {
+        let recoveryKey = RecoveryKey.generate()
+        let repo = try await initialize(storage: storage, options: options, random: random) { master in
             let (slot, secret) = KeySlot.createVault(master: master, address: address, random: random)
             try await client.register(address, password: password) { exportKey in
                 VaultSealedKey.seal(vaultSecret: secret, exportKey: exportKey, slot: slot, random: random)
             }
-            return (slot, VaultSession(address: address, vaultSecret: secret, token: nil))
+            let recovery = try KeySlot.create(master: master, credential: .recoveryKey(recoveryKey), random: random)
+            return ([slot, recovery], VaultSession(address: address, slot: slot, vaultSecret: secret, token: nil, serverPublicKey: nil))
         }
+        return (repo, recoveryKey)
     }
 
     private static func initialize(
         storage: any Storage, options: InitOptions, random: any RandomSource,
-        makeSlot: (MasterKey) async throws -> (KeySlot, VaultSession?)
+        makeSlots: (MasterKey) async throws -> ([KeySlot], VaultSession?)
     ) async throws -> Repository {
         Sodium.initialize()
         if try await storage.stat(.config) != nil { throw RepositoryError.alreadyInitialized(location: storage.location) }
         // Slots left by an interrupted init would open with the same password and then fail on
         // the new config: refuse rather than mix them.
         if try await !storage.list(.keys).isEmpty { throw RepositoryError.alreadyInitialized(location: storage.location) }
-        let master = MasterKey.generate()
-        let (slot, vaultSession) = try await makeSlot(master)
         if let local = storage as? LocalStorage { try local.createLayout() }
+        let master = MasterKey.generate()
+        let (slots, vaultSession) = try await makeSlots(master)
         let keys = RepositoryKeys(master: master)
         let config = RepositoryConfig(
             repositoryID: Raw256(random.bytes(32)), chunker: options.chunker, compressionLevel: options.compressionLevel,
             packTargetSize: options.packTargetSize, createdNanos: Self.nowNanos())
-        // The slot first: a config without a slot could never be opened.
-        try await storage.write(ObjectName(.keys, slot.id.hex), slot.encoded())
-        let sealed = SealedObject.seal(config.encoded(), kind: .config, id: .zero, key: keys.metadataSealing, random: random)
-        try await storage.write(.config, sealed)
-        return Repository(storage: storage, config: config, keys: keys, openedWith: slot.id, random: random, vaultSession: vaultSession)
+        do {
+            // The slots first: a config without a slot could never be opened.
+            for slot in slots { try await storage.write(ObjectName(.keys, slot.id.hex), slot.encoded()) }
+            let sealed = SealedObject.seal(config.encoded(), kind: .config, id: .zero, key: keys.metadataSealing, random: random)
+            try await storage.write(.config, sealed)
+        } catch {
+            // The vault account is registered now; say so, or a retry would meet "already exists".
+            if let vaultSession { throw RepositoryError.vaultSlotNotWritten(vaultSession.address.description, detail: "\(error)") }
+            throw error
+        }
+        return Repository(storage: storage, config: config, keys: keys, openedWith: slots[0].id, random: random, vaultSession: vaultSession)
     }
 
     /// Opens with any key slot that `credential` unlocks. A password is tried on password slots
     /// first, which cost nothing but time, and only then on vault slots, where a wrong one costs
     /// one of the account's attempts.
     public static func open(
-        storage: any Storage, credential: Credential, vault: VaultClient = VaultClient(),
+        storage: any Storage, credential: Credential, vault: VaultClient = VaultClient(), vaultAccount: String? = nil,
         random: any RandomSource = SystemRandom()
     ) async throws -> Repository {
         Sodium.initialize()
@@ -139,30 +150,49 @@ public final class Repository: Sendable {
             guard let master = try? slot.open(with: credential), let opened = try await openConfig(master) else { continue }
             return Repository(storage: storage, config: opened.1, keys: opened.0, openedWith: slot.id, random: random)
         }
-        var vaultFailure: (any Error)? = nil
         if case .password(let password) = credential {
-            for slot in slots {
-                guard let address = slot.vaultAddress else { continue }
-                matching += 1
-                let session: VaultSession
-                let master: MasterKey
-                do {
-                    let login = try await vault.login(address, password: password)
-                    let secret = try VaultSealedKey.open(login.sealedKey, exportKey: login.exportKey, slot: slot)
-                    master = try slot.open(vaultSecret: secret)
-                    session = VaultSession(address: address, vaultSecret: secret, token: login.token)
-                } catch {
-                    vaultFailure = error
-                    continue
+            let vaultSlots = slots.filter { $0.vaultAddress != nil }
+            matching += vaultSlots.count
+            if let (address, candidates) = try chooseVaultAccount(vaultSlots, named: vaultAccount) {
+                // One login per open, whatever storage holds: a planted copy of a slot must not
+                // cost the account a second attempt. The sealed key opens one slot only.
+                let login = try await vault.login(address, password: password)
+                for slot in candidates {
+                    guard let secret = try? VaultSealedKey.open(login.sealedKey, exportKey: login.exportKey, slot: slot),
+                        let master = try? slot.open(vaultSecret: secret), let opened = try await openConfig(master)
+                    else { continue }
+                    let session = VaultSession(
+                        address: address, slot: slot, vaultSecret: secret, token: login.token, serverPublicKey: login.serverPublicKey)
+                    return Repository(
+                        storage: storage, config: opened.1, keys: opened.0, openedWith: slot.id, random: random, vaultSession: session)
                 }
-                guard let opened = try await openConfig(master) else { continue }
-                return Repository(
-                    storage: storage, config: opened.1, keys: opened.0, openedWith: slot.id, random: random, vaultSession: session)
+                if configFailure == nil { throw RepositoryError.vaultKeyDoesNotFit(address.description) }
             }
         }
         if let configFailure { throw configFailure }
-        if let vaultFailure { throw vaultFailure }
         throw matching == 0 ? RepositoryError.noUsableKeySlot : RepositoryError.wrongCredential
+    }
+
+    /// The one vault account a password is tried on, and its slots: the account named, or the
+    /// only one there is. Several accounts and none named is refused rather than guessed, since
+    /// a wrong password costs each account tried an attempt.
+    static func chooseVaultAccount(_ slots: [KeySlot], named: String?) throws -> (VaultAddress, [KeySlot])? {
+        var addresses: [VaultAddress] = []
+        for slot in slots {
+            if let a = slot.vaultAddress, !addresses.contains(a) { addresses.append(a) }
+        }
+        if let named {
+            guard let address = addresses.first(where: { $0.account == named }) else {
+                throw RepositoryError.vaultAccountNotFound(named, known: addresses.map(\.description))
+            }
+            guard addresses.filter({ $0.account == named }).count == 1 else {
+                throw RepositoryError.vaultAccountAmbiguous(addresses.filter { $0.account == named }.map(\.description))
+            }
+            return (address, slots.filter { $0.vaultAddress == address })
+        }
+        guard let only = addresses.first else { return nil }
+        guard addresses.count == 1 else { throw RepositoryError.vaultAccountAmbiguous(addresses.map(\.description)) }
+        return (only, slots)
     }
 
     /// All key slots. A malformed one fails the listing, or is left out with `skipMalformed`

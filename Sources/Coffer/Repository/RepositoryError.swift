@@ -22,6 +22,9 @@ public enum RepositoryError: Error, CustomStringConvertible {
     case treeTooLarge(String)
     case vaultSlotNotWritten(String, detail: String)
     case notOpenedByVault
+    case vaultAccountNotFound(String, known: [String])
+    case vaultAccountAmbiguous([String])
+    case vaultKeyDoesNotFit(String)
 
     public var description: String {
         switch self {
@@ -46,6 +49,12 @@ public enum RepositoryError: Error, CustomStringConvertible {
         case .vaultSlotNotWritten(let account, let detail):
             return "the vault registered \(account), but the key slot could not be written (\(detail)); that account is unused now: run the command again with another --account name"
         case .notOpenedByVault: return "this repository was not opened through a key vault login"
+        case .vaultAccountNotFound(let name, let known):
+            return "no vault slot for account \(name)" + (known.isEmpty ? "" : "; the vault slots are for: \(known.joined(separator: "; "))")
+        case .vaultAccountAmbiguous(let known):
+            return "the repository has slots for several vault accounts (\(known.joined(separator: "; "))); choose one with --vault-account NAME (a wrong password costs every account tried an attempt)"
+        case .vaultKeyDoesNotFit(let account):
+            return "the login to vault \(account) succeeded, but the key it returned opens none of this repository's slots: the account belongs to another repository, or a slot was altered"
         case .treeTooLarge(let path): return "\(path): the list of its contents is too large for one tree blob (4 GiB) in repository format 1"
         }
     }

@@ -2,7 +2,8 @@
 /// Both are stored in the slot's header (FORMAT.md §5.3), so they are fixed when the slot is
 /// made and authenticated with it.
 public struct VaultAddress: Sendable, Equatable, CustomStringConvertible {
-    /// `https://HOST[:PORT][/PATH]`, without a trailing slash; `http://` only to a loopback host.
+    /// `https://HOST[:PORT][/PATH]`, without a trailing slash, query, fragment or user info;
+    /// `http://` only to a loopback host (FORMAT.md §5.3).
     public let url: String
     /// 1–128 bytes of UTF-8, compared byte for byte by the vault.
     public let account: String
@@ -27,6 +28,10 @@ public struct VaultAddress: Sendable, Equatable, CustomStringConvertible {
         }
         guard Self.accountBytes.contains(account.utf8.count) else {
             throw Invalid(description: "the vault account name must be 1 to 128 bytes of UTF-8")
+        }
+        // Both are printed to terminals and come from storage: no control characters.
+        guard !(url + account).unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else {
+            throw Invalid(description: "the vault URL and account name may not hold control characters")
         }
         self.url = url
         self.account = account
@@ -69,7 +74,12 @@ public struct VaultAddress: Sendable, Equatable, CustomStringConvertible {
         return host.isEmpty ? nil : String(host)
     }
 
+    /// `localhost`, `::1`, or an IPv4 literal in 127.0.0.0/8 — never a name that merely
+    /// starts with "127.".
     static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        if host == "localhost" || host == "::1" { return true }
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0] == "127" else { return false }
+        return parts.allSatisfy { p in !p.isEmpty && p.count <= 3 && p.allSatisfy(\.isASCII) && p.allSatisfy(\.isNumber) && Int(p)! <= 255 }
     }
 }

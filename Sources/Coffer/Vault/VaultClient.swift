@@ -13,6 +13,7 @@ public enum VaultClientError: Error, CustomStringConvertible {
     case locked(VaultAddress)
     case accountExists(VaultAddress)
     case tokenRefused(VaultAddress)
+    case passwordChangeUnconfirmed(url: String, reason: String)
     case refused(VaultAddress, status: Int, message: String)
     /// The answer was not the protocol's: a wrong server, a proxy, or tampering on the way.
     case badAnswer(url: String, reason: String)
@@ -33,6 +34,8 @@ public enum VaultClientError: Error, CustomStringConvertible {
             return "vault \(a) already exists; choose another --account name (to change its password, use `coffer key passwd`)"
         case .tokenRefused(let a):
             return "vault \(a) refused the password change: its permission lasts 5 minutes after the login; run the command again"
+        case .passwordChangeUnconfirmed(let url, let reason):
+            return "the key vault at \(url) did not confirm the password change (\(reason)); it may have taken it: try the NEW password first, then the old one"
         case .refused(let a, let status, let message):
             return "vault \(a) answered HTTP \(status): \(message)"
         case .badAnswer(let url, let reason):
@@ -57,18 +60,21 @@ public struct VaultClient: Sendable {
     public init(trustRootsFile: String? = nil) { self.trustRootsFile = trustRootsFile }
 
     /// What a successful login yields.
-    public struct Login: Sendable {
+    public struct Login: Sendable, CustomStringConvertible {
         public let sealedKey: [UInt8]
         /// Derived from the password and the vault's OPRF key; opens `sealedKey`.
         public let exportKey: SecureBytes
         /// Lets the next five minutes re-register this account (a password change), once.
         public let token: String
+        /// The vault's OPAQUE key, as the registration envelope authenticated it.
+        public let serverPublicKey: Ristretto255.Element
+        public var description: String { "VaultClient.Login(redacted)" }
     }
 
     /// Registers `password` for the account; `seal` turns the export key into the sealed key
     /// the vault keeps. With a `token` from a recent login, replaces the account's password.
     public func register(
-        _ address: VaultAddress, password: SecureBytes, token: String? = nil,
+        _ address: VaultAddress, password: SecureBytes, token: String? = nil, expectedServerPublicKey: Ristretto255.Element? = nil,
         seal: (SecureBytes) -> [UInt8]
     ) async throws {
         let client = OPAQUEClient(configuration: configuration)
@@ -78,6 +84,11 @@ public struct VaultClient: Sendable {
         let response: OPAQUE.RegistrationResponse
         do { response = try OPAQUE.RegistrationResponse(bytes: try bytes(started, "response", address)) } catch {
             throw VaultClientError.badAnswer(url: address.url, reason: "registration response: \(error)")
+        }
+        // A password change must go to the vault that the login authenticated, not to whoever
+        // answers at that URL now.
+        if let expectedServerPublicKey, response.serverPublicKey != expectedServerPublicKey {
+            throw VaultClientError.badAnswer(url: address.url, reason: "its key is not the one the login authenticated")
         }
         let result = try client.finishRegistration(response, state: state)
         var body = [
@@ -115,9 +126,9 @@ public struct VaultClient: Sendable {
             // A wrong password (or a vault that is not the one registered with). The vault has
             // counted the attempt already; finishing with a proof that cannot verify closes
             // the session and tells how many attempts are left.
-            let closed = try await post(address, "login/finish", [
+            guard let closed = try? await post(address, "login/finish", [
                 "session": session, "ke3": Data(repeating: 0, count: OPAQUE.KE3.length).base64EncodedString(),
-            ])
+            ]) else { throw VaultClientError.wrongPassword(address, attemptsLeft: nil) }
             // 423 here: this guess was the one that locked the account (or others ran out the
             // attempts meanwhile); either way the password was wrong and none are left.
             let left = closed.status == 423 ? 0 : closed.json["attempts_left"] as? Int
@@ -130,7 +141,9 @@ public struct VaultClient: Sendable {
         guard let token = finished.json["token"] as? String else {
             throw VaultClientError.badAnswer(url: address.url, reason: "no token in the login answer")
         }
-        return Login(sealedKey: try bytes(finished, "sealed_key", address), exportKey: result.exportKey, token: token)
+        return Login(
+            sealedKey: try bytes(finished, "sealed_key", address), exportKey: result.exportKey, token: token,
+            serverPublicKey: result.serverPublicKey)
     }
 
     // MARK: HTTP
@@ -141,7 +154,8 @@ public struct VaultClient: Sendable {
     }
 
     private func failure(_ address: VaultAddress, _ answer: Answer) -> VaultClientError {
-        let message = answer.json["error"] as? String ?? "no reason given"
+        // The server's words reach a terminal: no control characters.
+        let message = String((answer.json["error"] as? String ?? "no reason given").unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7f }.prefix(200))
         switch answer.status {
         case 423: return .locked(address)
         case 401 where answer.json["attempts_left"] != nil: return .wrongPassword(address, attemptsLeft: answer.json["attempts_left"] as? Int)
@@ -156,8 +170,7 @@ public struct VaultClient: Sendable {
         return Array(data)
     }
 
-    /// One POST, never repeated by coffer: a request the vault may have seen could be a counted
-    /// login. (The HTTP client itself keeps trying to connect until the connect timeout.)
+    /// One POST, never repeated: a request the vault may have seen could be a counted login.
     private func post(_ address: VaultAddress, _ action: String, _ body: [String: String]) async throws -> Answer {
         let client = try VaultHTTPClients.client(trustRootsFile: trustRootsFile, timeoutSeconds: timeoutSeconds)
         var request = HTTPClientRequest(url: address.endpoint(action))
@@ -214,6 +227,9 @@ enum VaultHTTPClients {
             config.timeout = .init(connect: min(timeout, .seconds(5)), read: timeout, write: timeout)
             config.httpVersion = .http1Only
             config.redirectConfiguration = .disallow
+            // Fail at once on a refused connection or an untrusted certificate instead of
+            // retrying until the deadline: the person waiting is told what is wrong.
+            config.connectionPool.retryConnectionEstablishment = false
             let c = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: config)
             clients[key] = c
             return c
