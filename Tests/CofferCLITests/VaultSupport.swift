@@ -38,9 +38,11 @@ final class VaultTestServer {
 
     var url: String { "\(tls == nil ? "http" : "https")://127.0.0.1:\(port)" }
 
-    /// Stops the server (SIGTERM) and starts it again on the same port and data.
+    /// Kills the server with SIGKILL — no chance to flush anything — and starts it again on the
+    /// same port and data.
     func restart() throws {
-        stop(process)
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
         let deadline = Date().addingTimeInterval(15)
         while Date() < deadline {
             if let p = try Self.launch(port: port, dataDirectory: dataDirectory, maxAttempts: maxAttempts, tls: tls) {

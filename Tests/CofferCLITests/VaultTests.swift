@@ -56,6 +56,33 @@ import Testing
         expectSameTree(try scanTree(raw(f.src)), try scanTree(raw(target + "/src")))
     }
 
+    @Test(.enabled(if: S3TestEnvironment.enabled)) func aVaultRepositoryOnS3RestoresOnAnotherMachine() throws {
+        let s3 = try S3TestServer()
+        let box = try Sandbox()
+        let vault = try VaultTestServer(dataDirectory: box.path("vault"))
+        box.repo = s3.url(bucket: "vaulted")
+        let src = box.path("src")
+        try FS.mkdir(src)
+        try FS.writeFile(src + "/voice.opus", try FS.randomBytes(2 << 20))
+        let env = s3.environment(password: box.password, cache: box.path("cache"))
+        try box.ok(["init", "--repo", box.repo, "--vault", vault.url, "--account", "dora"], env: env)
+        try box.ok(["backup", "--repo", box.repo, src], env: env)
+        // Another machine: a new cache, the bucket, the vault and the password — nothing else.
+        var elsewhere = s3.environment(password: box.password, cache: box.path("other-cache"))
+        elsewhere["HOME"] = box.path("other-home")
+        let target = box.path("restored")
+        try box.ok(["restore", "--repo", box.repo, "latest", "--target", target], env: elsewhere)
+        expectSameTree(try scanTree(raw(src)), try scanTree(raw(target + "/src")))
+        // The bucket holds the vault slot and the recovery slot, and no password slot.
+        let keys = try FileManager.default.contentsOfDirectory(atPath: s3.directory.path + "/vaulted/repo/keys")
+        #expect(keys.count == 2, "\(keys)")
+        var elsewhereJSON = elsewhere
+        elsewhereJSON["COFFER_CACHE_DIR"] = box.path("third-cache")
+        let listed = try box.ok(["key", "list", "--repo", box.repo, "--json"], env: elsewhereJSON)
+        let kinds = try #require(try listed.jsonLines().first as? [[String: Any]]).compactMap { $0["kind"] as? String }
+        #expect(kinds.sorted() == ["recovery-key", "vault"], "\(listed.out)")
+    }
+
     @Test func tenWrongPasswordsLockTheAccountAndTheRecoveryKeyStillOpens() throws {
         let f = try Fixture()
         for attempt in 1...10 {
