@@ -67,14 +67,7 @@ public struct KeySlot: Sendable {
         case .recoveryKey: kind = .recoveryKey
         }
         let key = try wrappingKey(kind: kind, salt: salt, credential: credential)
-        let header = encodeHeader(kind: kind, salt: salt)
-        var box: [UInt8] = []
-        master.secret.withUnsafeBytes { m in
-            XChaCha20Poly1305.seal(
-                m, authenticating: associatedData(header: header, id: id), key: key,
-                nonce: random.bytes(XChaCha20Poly1305.nonceSize), appendingTo: &box)
-        }
-        return KeySlot(id: id, kind: kind, salt: salt, wrapped: box)
+        return wrap(master, id: id, kind: kind, salt: salt, key: key, random: random)
     }
 
     /// Wraps `master` for a vault account under a fresh random secret, which the caller seals
@@ -88,14 +81,20 @@ public struct KeySlot: Sendable {
         var secretBytes = random.bytes(32)
         let secret = SecureBytes(copying: secretBytes)
         secureZero(&secretBytes)
-        let header = encodeHeader(kind: kind, salt: salt)
+        return (wrap(master, id: id, kind: kind, salt: salt, key: secret, random: random), secret)
+    }
+
+    /// Seals the master key under `key`, with the header as associated data. Draws the nonce.
+    private static func wrap(
+        _ master: MasterKey, id: KeySlotID, kind: Kind, salt: [UInt8], key: SecureBytes, random: any RandomSource
+    ) -> KeySlot {
         var box: [UInt8] = []
         master.secret.withUnsafeBytes { m in
             XChaCha20Poly1305.seal(
-                m, authenticating: associatedData(header: header, id: id), key: secret,
+                m, authenticating: associatedData(header: encodeHeader(kind: kind, salt: salt), id: id), key: key,
                 nonce: random.bytes(XChaCha20Poly1305.nonceSize), appendingTo: &box)
         }
-        return (KeySlot(id: id, kind: kind, salt: salt, wrapped: box), secret)
+        return KeySlot(id: id, kind: kind, salt: salt, wrapped: box)
     }
 
     /// Unwraps the master key; `wrongCredential` if the credential does not fit this slot.
