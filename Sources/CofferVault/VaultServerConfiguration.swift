@@ -65,8 +65,17 @@ public struct VaultServerConfiguration: Sendable {
     /// HTTPS when given a certificate (validate() has checked that a key comes with it).
     public var servesTLS: Bool { tlsCertificatePath != nil }
 
+    /// Only names that cannot resolve elsewhere: a prefix test would take "127.evil.example",
+    /// a name whose DNS the operator may not control. An IPv4 literal must be plain dotted
+    /// decimal (no leading zeros, which some resolvers read as octal and others as a name).
     static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+        if ["localhost", "::1", "[::1]"].contains(host) { return true }
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127"
+            && parts.allSatisfy { part in
+                part.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+                    && (part == "0" || !part.hasPrefix("0")) && (Int(part).map { $0 <= 255 } ?? false)
+            }
     }
 
     /// Opens (creating on first start) the data directory, key file and database.

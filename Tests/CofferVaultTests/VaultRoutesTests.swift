@@ -128,6 +128,19 @@ struct VaultRoutesTests {
         }
     }
 
+    @Test func onlyLiteralLoopbackAddressesCountAsLoopback() {
+        for host in ["localhost", "::1", "[::1]", "127.0.0.1", "127.1.2.3", "127.255.255.255", "127.0.0.0"] {
+            #expect(VaultServerConfiguration.isLoopback(host), "\(host)")
+        }
+        for host in [
+            "127.evil.example", "127.0.0.1.evil.example", "127.0.0", "127.0.0.256", "127.0.0.-1", "127..0.1", "127.0.0.1.",
+            "127.0.0.01", "127.0.0.0x1", "127.0.0. 1", "128.0.0.1", "0.0.0.0", "::", "localhost.evil.example", "",
+        ] {
+            #expect(!VaultServerConfiguration.isLoopback(host), "\(host)")
+        }
+        #expect(throws: VaultConfigurationError.self) { try VaultServerConfiguration(host: "127.evil.example", dataDirectory: "/x").validate() }
+    }
+
     @Test func nonLoopbackNeedsInsecureHTTP() throws {
         #expect(throws: VaultConfigurationError.self) { try VaultServerConfiguration(host: "0.0.0.0", dataDirectory: "/x").validate() }
         try VaultServerConfiguration(host: "0.0.0.0", dataDirectory: "/x", insecureHTTP: true).validate()
