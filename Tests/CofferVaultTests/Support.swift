@@ -89,5 +89,7 @@ final class TestClock: @unchecked Sendable {
     private let lock = Lock()
     private var current = Date(timeIntervalSince1970: 1_800_000_000)
     var now: Date { lock.withLock { current } }
+    /// For LoginRateLimiter, which counts seconds.
+    var seconds: TimeInterval { now.timeIntervalSinceReferenceDate }
     func advance(_ seconds: TimeInterval) { lock.withLock { current += seconds } }
 }
