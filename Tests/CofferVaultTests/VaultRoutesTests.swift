@@ -171,6 +171,21 @@ struct VaultRoutesTests {
         }
     }
 
+    /// Over a real connection the bucket is the peer's address, not the shared `.unknown` one.
+    @Test func aLiveConnectionIsLimitedByItsAddress() async throws {
+        let vault = try VaultFixture()
+        let clock = vault.clock
+        let limiter = LoginRateLimiter(perMinute: 2, now: { clock.seconds })
+        let ke1 = try vault.ke1()
+        try await Self.application(vault, loginRateLimiter: limiter).test(.live) { http async throws in
+            #expect(try await Self.post(http, "/v1/accounts/a/login/start", ["ke1": Self.b64(ke1)]).0 == .ok)
+            #expect(try await Self.post(http, "/v1/accounts/b/login/start", ["ke1": Self.b64(ke1)]).0 == .ok)
+            #expect(try await Self.post(http, "/v1/accounts/c/login/start", ["ke1": Self.b64(ke1)]).0 == .tooManyRequests)
+        }
+        #expect(limiter.take(.unknown) == .allowed)
+        #expect(limiter.take(.unknown) == .allowed)
+    }
+
     @Test func loginRateZeroDisablesTheLimit() async throws {
         let vault = try VaultFixture()
         let configuration = VaultServerConfiguration(dataDirectory: vault.directory, loginRate: 0)
