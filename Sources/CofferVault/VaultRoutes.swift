@@ -7,8 +7,10 @@ public enum VaultRoutes {
     /// The largest body read: a 4096-byte sealed key is about 5.5 KB of base64.
     static let bodyLimit = 16 * 1024
 
-    public static func router(service: VaultService) -> Router<BasicRequestContext> {
-        let router = Router()
+    /// - Parameter loginRateLimiter: limits `login/start` and `register/finish` per client
+    ///   address; nil for no limit.
+    public static func router(service: VaultService, loginRateLimiter: LoginRateLimiter?) -> Router<VaultRequestContext> {
+        let router = Router(context: VaultRequestContext.self)
         router.add(middleware: JSONErrorMiddleware())
         router.post("/v1/accounts/:account/register/start") { request, context in
             let account = try accountName(context)
@@ -17,6 +19,7 @@ public enum VaultRoutes {
             return try json(.ok, ["response": response.base64EncodedString()])
         }
         router.post("/v1/accounts/:account/register/finish") { request, context in
+            try checkRate(loginRateLimiter, context)
             let account = try accountName(context)
             let body = try await decode(RegisterFinishBody.self, request)
             let outcome = try await service.registerFinish(
@@ -25,6 +28,7 @@ public enum VaultRoutes {
             return try json(outcome == .created ? .created : .ok, ["status": outcome == .created ? "created" : "replaced"])
         }
         router.post("/v1/accounts/:account/login/start") { request, context in
+            try checkRate(loginRateLimiter, context)
             let account = try accountName(context)
             let body = try await decode(LoginStartBody.self, request)
             let (ke2, session) = try await service.loginStart(account: account, ke1: try bytes(body.ke1, "ke1"))
@@ -38,6 +42,15 @@ public enum VaultRoutes {
                 .ok, LoginFinishResponse(sealed_key: success.sealedKey.base64EncodedString(), attempts_left: success.attemptsLeft, token: success.token))
         }
         return router
+    }
+
+    /// First thing in a handler: a refused request must not count as an attempt, create a row,
+    /// or even cost the parsing of its body.
+    static func checkRate(_ limiter: LoginRateLimiter?, _ context: some RemoteAddressRequestContext) throws(VaultError) {
+        guard let limiter else { return }
+        if case .refused(let seconds) = limiter.take(LoginRateLimiter.Client(context.remoteAddress)) {
+            throw .rateLimited(retryAfterSeconds: seconds)
+        }
     }
 
     // MARK: Bodies (field names are the wire names)
@@ -67,7 +80,7 @@ public enum VaultRoutes {
 
     /// The path segment, percent-decoded to bytes (the router leaves it encoded). The service
     /// checks length and UTF-8.
-    static func accountName(_ context: BasicRequestContext) throws -> [UInt8] {
+    static func accountName(_ context: some RequestContext) throws -> [UInt8] {
         guard let raw = context.parameters.get("account") else { throw VaultError.badRequest("missing account name") }
         var out: [UInt8] = []
         var iterator = Array(raw.utf8).makeIterator()
@@ -126,6 +139,8 @@ public enum VaultRoutes {
         case .invalidToken: (.unauthorized, ErrorBody(error: "unknown or expired token", attempts_left: nil))
         case .accountExists: (.conflict, ErrorBody(error: "the account exists", attempts_left: nil))
         case .locked: (.init(code: 423, reasonPhrase: "Locked"), ErrorBody(error: "the account is locked", attempts_left: 0))
+        case .rateLimited(let seconds):
+            (.tooManyRequests, ErrorBody(error: "too many requests from this address; try again in \(seconds) s", attempts_left: nil))
         case .storage: (.internalServerError, ErrorBody(error: "internal error", attempts_left: nil))
         }
     }
@@ -139,7 +154,9 @@ public enum VaultRoutes {
             } catch let error as VaultError {
                 if case .storage(let message) = error { logError("storage failure: \(message)") }
                 let (status, body) = VaultRoutes.status(of: error)
-                return try json(status, body)
+                var response = try json(status, body)
+                if case .rateLimited(let seconds) = error { response.headers[.retryAfter] = String(seconds) }
+                return response
             } catch let error as HTTPError {
                 return try json(error.status, ErrorBody(error: error.body ?? error.status.reasonPhrase, attempts_left: nil))
             } catch {

@@ -10,13 +10,17 @@ public struct VaultConfigurationError: Error, Equatable, CustomStringConvertible
 }
 
 /// How `coffer-vault` runs: where it listens, how (HTTPS or plain HTTP), where its state lives,
-/// and its attempt limit. The one place for the rules on when plain HTTP is allowed.
+/// its attempt limit and login rate. The one place for the rules on when plain HTTP is allowed.
 public struct VaultServerConfiguration: Sendable {
     public var host: String
     public var port: Int
     /// Holds `vault.db` (accounts) and `vault.key` (the server's long-term secrets).
     public var dataDirectory: String
     public var maxAttempts: Int
+    /// `login/start` and `register/finish` requests a minute per client address (an IPv6
+    /// client by its /64), also the burst allowed; 0 for no limit. Behind a proxy every
+    /// client has the proxy's address.
+    public var loginRate: Int
     /// Plain HTTP on a non-loopback address: passwords never cross the wire, but sealed keys
     /// and tokens would, so this must be asked for (behind a TLS-terminating proxy).
     public var insecureHTTP: Bool
@@ -26,13 +30,14 @@ public struct VaultServerConfiguration: Sendable {
     public var tlsKeyPath: String?
 
     public init(
-        host: String = "127.0.0.1", port: Int = 8443, dataDirectory: String, maxAttempts: Int = 10, insecureHTTP: Bool = false,
-        tlsCertificatePath: String? = nil, tlsKeyPath: String? = nil
+        host: String = "127.0.0.1", port: Int = 8443, dataDirectory: String, maxAttempts: Int = 10, loginRate: Int = 30,
+        insecureHTTP: Bool = false, tlsCertificatePath: String? = nil, tlsKeyPath: String? = nil
     ) {
         self.host = host
         self.port = port
         self.dataDirectory = dataDirectory
         self.maxAttempts = maxAttempts
+        self.loginRate = loginRate
         self.insecureHTTP = insecureHTTP
         self.tlsCertificatePath = tlsCertificatePath
         self.tlsKeyPath = tlsKeyPath
@@ -46,6 +51,7 @@ public struct VaultServerConfiguration: Sendable {
     public func validate() throws(VaultConfigurationError) {
         guard (1...65535).contains(port) else { throw VaultConfigurationError(message: "--port must be 1 to 65535") }
         guard maxAttempts >= 1 else { throw VaultConfigurationError(message: "--max-attempts must be at least 1") }
+        guard loginRate >= 0 else { throw VaultConfigurationError(message: "--login-rate must be 0 (no limit) or more") }
         switch (tlsCertificatePath, tlsKeyPath) {
         case (nil, nil), (.some, .some): break
         case (.some, nil): throw VaultConfigurationError(message: "--tls-cert needs --tls-key (the certificate's private key)")
@@ -65,8 +71,17 @@ public struct VaultServerConfiguration: Sendable {
     /// HTTPS when given a certificate (validate() has checked that a key comes with it).
     public var servesTLS: Bool { tlsCertificatePath != nil }
 
+    /// Only names that cannot resolve elsewhere: a prefix test would take "127.evil.example",
+    /// a name whose DNS the operator may not control. An IPv4 literal must be plain dotted
+    /// decimal (no leading zeros, which some resolvers read as octal and others as a name).
     static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+        if ["localhost", "::1", "[::1]"].contains(host) { return true }
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127"
+            && parts.allSatisfy { part in
+                part.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+                    && (part == "0" || !part.hasPrefix("0")) && (Int(part).map { $0 <= 255 } ?? false)
+            }
     }
 
     /// Opens (creating on first start) the data directory, key file and database.
@@ -79,6 +94,13 @@ public struct VaultServerConfiguration: Sendable {
         return try VaultService(store: store, keys: keys, configuration: opaque, maxAttempts: maxAttempts)
     }
 
+    /// The limiter `loginRate` asks for, or nil for none.
+    public func makeLoginRateLimiter(
+        now: @escaping @Sendable () -> TimeInterval = { ProcessInfo.processInfo.systemUptime }
+    ) -> LoginRateLimiter? {
+        loginRate > 0 ? LoginRateLimiter(perMinute: loginRate, now: now) : nil
+    }
+
     /// The Hummingbird application serving `service`: HTTPS with `tls` (from
     /// `makeTLSConfiguration()`), plain HTTP without. `onListening` gets the URL the server
     /// answers on once it accepts connections (with the bound port, should `port` be 0).
@@ -87,7 +109,7 @@ public struct VaultServerConfiguration: Sendable {
     ) throws -> some ApplicationProtocol {
         let scheme = tls == nil ? "http" : "https"
         return Application(
-            router: VaultRoutes.router(service: service),
+            router: VaultRoutes.router(service: service, loginRateLimiter: makeLoginRateLimiter()),
             server: try tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1(),
             configuration: .init(address: .hostname(host, port: port), serverName: "coffer-vault"),
             onServerRunning: { [host, port] channel in

@@ -15,6 +15,9 @@ public enum VaultError: Error, Equatable, Sendable {
     case accountExists
     /// 423: too many failed logins; the account is locked for good.
     case locked
+    /// 429: too many logins or registrations from the client's address (VaultRoutes refuses
+    /// them before the service sees them, so nothing was counted or stored).
+    case rateLimited(retryAfterSeconds: Int)
     /// 500: the database failed.
     case storage(String)
 }

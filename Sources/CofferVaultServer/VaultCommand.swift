@@ -15,12 +15,19 @@ struct VaultCommand: AsyncParsableCommand {
             them it serves plain HTTP, on loopback addresses only, unless --insecure-http allows it \
             elsewhere (behind a TLS-terminating proxy). Once it accepts connections it prints \
             "coffer-vault listening on URL" on standard output.
+
+            --login-rate limits the requests that cost a guess or store an account (login start, \
+            registration finish) per client address, an IPv6 client by its /64; a request over the \
+            limit gets HTTP 429 and is not counted. Behind a proxy every client has the proxy's \
+            address: raise the rate, or set 0 and limit at the proxy.
             """)
 
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on.") var port = 8443
     @Option(name: .customLong("data"), help: "Directory for vault.db and vault.key (created, mode 0700).") var data: String
     @Option(help: "Failed logins after which an account is locked for good.") var maxAttempts = 10
+    @Option(help: ArgumentHelp("Logins and registrations a minute per client address (also the burst); 0 for no limit.", valueName: "n"))
+    var loginRate = 30
     @Option(help: ArgumentHelp("Certificate chain for HTTPS: PEM, leaf first, then any intermediates.", valueName: "file"))
     var tlsCert: String?
     @Option(help: ArgumentHelp("Private key of that certificate: PEM, unencrypted.", valueName: "file"))
@@ -29,8 +36,8 @@ struct VaultCommand: AsyncParsableCommand {
 
     var serverConfiguration: VaultServerConfiguration {
         VaultServerConfiguration(
-            host: host, port: port, dataDirectory: data, maxAttempts: maxAttempts, insecureHTTP: insecureHTTP,
-            tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey)
+            host: host, port: port, dataDirectory: data, maxAttempts: maxAttempts, loginRate: loginRate,
+            insecureHTTP: insecureHTTP, tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey)
     }
 
     func validate() throws {

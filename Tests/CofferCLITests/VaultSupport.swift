@@ -9,6 +9,8 @@ final class VaultTestServer {
     let dataDirectory: String
     let maxAttempts: Int
     let tls: (certificate: String, key: String)?
+    /// `--login-rate`; nil for the server's default.
+    let loginRate: Int?
     private var process: Process
 
     static var binary: String? {
@@ -17,14 +19,15 @@ final class VaultTestServer {
         return access(path, X_OK) == 0 ? path : nil
     }
 
-    init(dataDirectory: String, maxAttempts: Int = 10, tls: (certificate: String, key: String)? = nil) throws {
+    init(dataDirectory: String, maxAttempts: Int = 10, tls: (certificate: String, key: String)? = nil, loginRate: Int? = nil) throws {
         self.dataDirectory = dataDirectory
         self.maxAttempts = maxAttempts
         self.tls = tls
+        self.loginRate = loginRate
         var lastError = "coffer-vault did not start"
         for _ in 0..<3 {  // a port taken between freePort() and the bind: try another
             let port = try S3TestEnvironment.freePort()
-            if let p = try Self.launch(port: port, dataDirectory: dataDirectory, maxAttempts: maxAttempts, tls: tls) {
+            if let p = try Self.launch(port: port, dataDirectory: dataDirectory, maxAttempts: maxAttempts, tls: tls, loginRate: loginRate) {
                 self.port = port
                 self.process = p
                 return
@@ -45,7 +48,7 @@ final class VaultTestServer {
         process.waitUntilExit()
         let deadline = Date().addingTimeInterval(15)
         while Date() < deadline {
-            if let p = try Self.launch(port: port, dataDirectory: dataDirectory, maxAttempts: maxAttempts, tls: tls) {
+            if let p = try Self.launch(port: port, dataDirectory: dataDirectory, maxAttempts: maxAttempts, tls: tls, loginRate: loginRate) {
                 process = p
                 return
             }
@@ -54,12 +57,15 @@ final class VaultTestServer {
         throw TestServerError("coffer-vault did not come back on port \(port)")
     }
 
-    private static func launch(port: Int, dataDirectory: String, maxAttempts: Int, tls: (certificate: String, key: String)?) throws -> Process? {
+    private static func launch(
+        port: Int, dataDirectory: String, maxAttempts: Int, tls: (certificate: String, key: String)?, loginRate: Int?
+    ) throws -> Process? {
         let binary = try #require(binary, "cannot find coffer-vault next to the coffer binary")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = ["--data", dataDirectory, "--port", "\(port)", "--max-attempts", "\(maxAttempts)"]
             + (tls.map { ["--tls-cert", $0.certificate, "--tls-key", $0.key] } ?? [])
+            + (loginRate.map { ["--login-rate", "\($0)"] } ?? [])
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()

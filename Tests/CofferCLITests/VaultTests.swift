@@ -14,9 +14,9 @@ import Testing
         let src: String
         let account: String
 
-        init(maxAttempts: Int = 10, account: String = "alice@example.com") throws {
+        init(maxAttempts: Int = 10, account: String = "alice@example.com", loginRate: Int? = nil) throws {
             box = try Sandbox()
-            server = try VaultTestServer(dataDirectory: box.path("vault"), maxAttempts: maxAttempts)
+            server = try VaultTestServer(dataDirectory: box.path("vault"), maxAttempts: maxAttempts, loginRate: loginRate)
             self.account = account
             src = box.path("src")
             try FS.mkdir(src)
@@ -167,6 +167,20 @@ import Testing
         #expect(guessed == 5 && refused == 7, "guessed \(guessed), refused \(refused): \(results.map(\.err))")
         let right = try f.open(password: f.box.password)
         #expect(right.status == 12 && right.err.contains("locked"), "\(right.diagnostics)")
+    }
+
+    @Test func aRateLimitedLoginSaysWhenToRetryAndCostsNoAttempt() throws {
+        // One a minute: `init`'s registration takes it, so the first login is refused.
+        let f = try Fixture(loginRate: 1)
+        let limited = try f.open(password: "a wrong password")
+        #expect(limited.exitedNormally && limited.status == 1, "\(limited.diagnostics)")
+        // About 60 s: the registration's token has been refilling since.
+        let retry = try #require(limited.err.firstMatch(of: /too many logins from this address; try again in (\d+) s \(this attempt was not counted\)/), "\(limited.err)")
+        #expect((50...60).contains(Int(retry.1) ?? 0), "\(limited.err)")
+        // A restart refills the buckets; the refused guess did not cost an attempt.
+        try f.server.restart()
+        let wrong = try f.open(password: "a wrong password")
+        #expect(wrong.status == 12 && wrong.err.contains("(9 attempts left"), "\(wrong.diagnostics)")
     }
 
     @Test func passwordChangeReplacesTheVaultRecordAndLeavesTheRepositoryAlone() throws {

@@ -79,6 +79,11 @@ final class VaultFixture: Sendable {
         }
     }
 
+    /// The account's row as the database holds it, read over a connection of its own.
+    func storedAccount(_ account: String) throws -> VaultAccount? {
+        try VaultStore(path: directory + "/vault.db").transaction { try $0.account(Array(account.utf8)) }
+    }
+
     func ke1(_ password: String = "guess") throws -> [UInt8] {
         try client.startLogin(password: SecureBytes(copying: Array(password.utf8))).ke1.serialized
     }
@@ -89,5 +94,7 @@ final class TestClock: @unchecked Sendable {
     private let lock = Lock()
     private var current = Date(timeIntervalSince1970: 1_800_000_000)
     var now: Date { lock.withLock { current } }
+    /// For LoginRateLimiter, which counts seconds.
+    var seconds: TimeInterval { now.timeIntervalSinceReferenceDate }
     func advance(_ seconds: TimeInterval) { lock.withLock { current += seconds } }
 }

@@ -7,8 +7,8 @@ import Testing
 
 @Suite("VaultRoutes")
 struct VaultRoutesTests {
-    static func application(_ vault: VaultFixture) -> some ApplicationProtocol {
-        Application(router: VaultRoutes.router(service: vault.service))
+    static func application(_ vault: VaultFixture, loginRateLimiter: LoginRateLimiter? = nil) -> some ApplicationProtocol {
+        Application(router: VaultRoutes.router(service: vault.service, loginRateLimiter: loginRateLimiter))
     }
 
     /// POSTs a JSON object; returns the status and the decoded JSON object.
@@ -126,6 +126,91 @@ struct VaultRoutesTests {
             #expect(missing == .notFound)
             #expect(notFound["error"] is String)
         }
+    }
+
+    /// HummingbirdTesting's `.router` channel has no peer address: every request here is from
+    /// the `.unknown` client, which is one bucket like any address.
+    @Test func loginsBeyondTheRateGet429AndAreNotCounted() async throws {
+        let vault = try VaultFixture(maxAttempts: 100)
+        let configuration = VaultServerConfiguration(dataDirectory: vault.directory)
+        let clock = vault.clock
+        let made = configuration.makeLoginRateLimiter(now: { clock.seconds })
+        let limiter = try #require(made)
+        #expect(limiter.perMinute == 30)
+        let ke1 = try vault.ke1()
+        let start = "/v1/accounts/target/login/start"
+        try await Self.application(vault, loginRateLimiter: limiter).test(.router) { http in
+            for i in 1...30 {
+                #expect(try await Self.post(http, start, ["ke1": Self.b64(ke1)]).0 == .ok, "login \(i) of the burst")
+            }
+            #expect(try vault.storedAccount("target")?.failures == 30)
+
+            let body = try JSONSerialization.data(withJSONObject: ["ke1": Self.b64(ke1)])
+            try await http.execute(uri: start, method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(bytes: body)) {
+                response in
+                #expect(response.status == .tooManyRequests)
+                #expect(response.headers[.retryAfter] == "2")
+                let object = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
+                #expect(object?["error"] as? String == "too many requests from this address; try again in 2 s")
+                #expect(object?["ke2"] == nil)
+            }
+            #expect(try vault.storedAccount("target")?.failures == 30, "a refused login start was counted")
+
+            // register/finish stores a row, so it takes from the same bucket, before the row is written.
+            let (record, _) = try vault.registration("newcomer", password: "pw")
+            let registration = ["record": Self.b64(record), "sealed_key": Self.b64([7])]
+            #expect(try await Self.post(http, "/v1/accounts/newcomer/register/finish", registration).0 == .tooManyRequests)
+            #expect(try vault.storedAccount("newcomer") == nil)
+            // register/start touches no state and is not limited.
+            let (request, _) = try vault.client.startRegistration(password: SecureBytes(copying: Array("pw".utf8)))
+            #expect(try await Self.post(http, "/v1/accounts/newcomer/register/start", ["request": Self.b64(request.serialized)]).0 == .ok)
+
+            vault.clock.advance(2)
+            #expect(try await Self.post(http, start, ["ke1": Self.b64(ke1)]).0 == .ok)
+            #expect(try vault.storedAccount("target")?.failures == 31)
+        }
+    }
+
+    /// Over a real connection the bucket is the peer's address, not the shared `.unknown` one.
+    @Test func aLiveConnectionIsLimitedByItsAddress() async throws {
+        let vault = try VaultFixture()
+        let clock = vault.clock
+        let limiter = LoginRateLimiter(perMinute: 2, now: { clock.seconds })
+        let ke1 = try vault.ke1()
+        try await Self.application(vault, loginRateLimiter: limiter).test(.live) { http async throws in
+            #expect(try await Self.post(http, "/v1/accounts/a/login/start", ["ke1": Self.b64(ke1)]).0 == .ok)
+            #expect(try await Self.post(http, "/v1/accounts/b/login/start", ["ke1": Self.b64(ke1)]).0 == .ok)
+            #expect(try await Self.post(http, "/v1/accounts/c/login/start", ["ke1": Self.b64(ke1)]).0 == .tooManyRequests)
+        }
+        #expect(limiter.take(.unknown) == .allowed)
+        #expect(limiter.take(.unknown) == .allowed)
+    }
+
+    @Test func loginRateZeroDisablesTheLimit() async throws {
+        let vault = try VaultFixture()
+        let configuration = VaultServerConfiguration(dataDirectory: vault.directory, loginRate: 0)
+        try configuration.validate()
+        #expect(configuration.makeLoginRateLimiter() == nil)
+        let ke1 = try vault.ke1()
+        try await Self.application(vault, loginRateLimiter: configuration.makeLoginRateLimiter()).test(.router) { http async throws in
+            for i in 1...40 {
+                #expect(try await Self.post(http, "/v1/accounts/user\(i)/login/start", ["ke1": Self.b64(ke1)]).0 == .ok)
+            }
+        }
+        #expect(throws: VaultConfigurationError.self) { try VaultServerConfiguration(dataDirectory: "/x", loginRate: -1).validate() }
+    }
+
+    @Test func onlyLiteralLoopbackAddressesCountAsLoopback() {
+        for host in ["localhost", "::1", "[::1]", "127.0.0.1", "127.1.2.3", "127.255.255.255", "127.0.0.0"] {
+            #expect(VaultServerConfiguration.isLoopback(host), "\(host)")
+        }
+        for host in [
+            "127.evil.example", "127.0.0.1.evil.example", "127.0.0", "127.0.0.256", "127.0.0.-1", "127..0.1", "127.0.0.1.",
+            "127.0.0.01", "127.0.0.0x1", "127.0.0. 1", "128.0.0.1", "0.0.0.0", "::", "localhost.evil.example", "",
+        ] {
+            #expect(!VaultServerConfiguration.isLoopback(host), "\(host)")
+        }
+        #expect(throws: VaultConfigurationError.self) { try VaultServerConfiguration(host: "127.evil.example", dataDirectory: "/x").validate() }
     }
 
     @Test func nonLoopbackNeedsInsecureHTTP() throws {

@@ -13,6 +13,8 @@ public enum VaultClientError: Error, CustomStringConvertible {
     case locked(VaultAddress)
     case accountExists(VaultAddress)
     case tokenRefused(VaultAddress)
+    /// 429: the vault limits logins per client address; the request was not counted.
+    case rateLimited(VaultAddress, retryAfterSeconds: Int?)
     case passwordChangeUnconfirmed(url: String, reason: String)
     case refused(VaultAddress, status: Int, message: String)
     /// The answer was not the protocol's: a wrong server, a proxy, or tampering on the way.
@@ -34,6 +36,9 @@ public enum VaultClientError: Error, CustomStringConvertible {
             return "vault \(a) already exists; choose another --account name (to change its password, use `coffer key passwd`)"
         case .tokenRefused(let a):
             return "vault \(a) refused the password change: its permission lasts 5 minutes after the login; run the command again"
+        case .rateLimited(let a, let seconds):
+            let when = seconds.map { "in \($0) s" } ?? "later"
+            return "vault \(a) refused: too many logins from this address; try again \(when) (this attempt was not counted)"
         case .passwordChangeUnconfirmed(let url, let reason):
             return "the key vault at \(url) did not confirm the password change (\(reason)); it may have taken it: try the NEW password first, then the old one"
         case .refused(let a, let status, let message):
@@ -151,6 +156,8 @@ public struct VaultClient: Sendable {
     struct Answer {
         let status: Int
         let json: [String: Any]
+        /// The Retry-After header in seconds (a date there is ignored: the vault sends seconds).
+        var retryAfterSeconds: Int? = nil
     }
 
     private func failure(_ address: VaultAddress, _ answer: Answer) -> VaultClientError {
@@ -158,6 +165,7 @@ public struct VaultClient: Sendable {
         let message = String((answer.json["error"] as? String ?? "no reason given").unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7f }.prefix(200))
         switch answer.status {
         case 423: return .locked(address)
+        case 429: return .rateLimited(address, retryAfterSeconds: answer.retryAfterSeconds)
         case 401 where answer.json["attempts_left"] != nil: return .wrongPassword(address, attemptsLeft: answer.json["attempts_left"] as? Int)
         default: return .refused(address, status: answer.status, message: message)
         }
@@ -184,7 +192,9 @@ public struct VaultClient: Sendable {
             guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
                 throw VaultClientError.badAnswer(url: address.url, reason: "HTTP \(response.status.code) without a JSON body")
             }
-            return Answer(status: Int(response.status.code), json: json)
+            return Answer(
+                status: Int(response.status.code), json: json,
+                retryAfterSeconds: response.headers.first(name: "Retry-After").flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil })
         } catch let error as VaultClientError {
             throw error
         } catch {
