@@ -175,7 +175,7 @@ import Testing
         let limited = try f.open(password: "a wrong password")
         #expect(limited.exitedNormally && limited.status == 1, "\(limited.diagnostics)")
         // About 60 s: the registration's token has been refilling since.
-        let retry = try #require(limited.err.firstMatch(of: /too many logins from this address; try again in (\d+) s \(this attempt was not counted\)/), "\(limited.err)")
+        let retry = try #require(limited.err.firstMatch(of: /too many requests from this address; try again in (\d+) s \(this one was not counted\)/), "\(limited.err)")
         #expect((50...60).contains(Int(retry.1) ?? 0), "\(limited.err)")
         // A restart refills the buckets; the refused guess did not cost an attempt.
         try f.server.restart()

@@ -38,7 +38,7 @@ public enum VaultClientError: Error, CustomStringConvertible {
             return "vault \(a) refused the password change: its permission lasts 5 minutes after the login; run the command again"
         case .rateLimited(let a, let seconds):
             let when = seconds.map { "in \($0) s" } ?? "later"
-            return "vault \(a) refused: too many logins from this address; try again \(when) (this attempt was not counted)"
+            return "vault \(a) refused: too many requests from this address; try again \(when) (this one was not counted)"
         case .passwordChangeUnconfirmed(let url, let reason):
             return "the key vault at \(url) did not confirm the password change (\(reason)); it may have taken it: try the NEW password first, then the old one"
         case .refused(let a, let status, let message):
