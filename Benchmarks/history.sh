@@ -269,7 +269,12 @@ rm -rf "$prev"
 
 # ---- retention: keep the last K snapshots ----------------------------------------------------
 log "retention: keep the last $keep_last"
-if "$coffer" forget --help > /dev/null 2>&1; then
+if "$coffer" forget --help 2>/dev/null | grep -q -- '--prune'; then
+    # One command and one unlock, as restic's forget --prune.
+    measure coffer forget-prune R "$RC" "$coffer" forget --repo "$RC" --keep-last "$keep_last" --prune
+    coffer_pruned=1
+    printf 'coffer_forget\tcoffer forget --keep-last %s --prune\n' "$keep_last" >> "$notes"
+elif "$coffer" forget --help > /dev/null 2>&1; then
     measure coffer forget R "$RC" "$coffer" forget --repo "$RC" --keep-last "$keep_last"
     printf 'coffer_forget\tcoffer forget --keep-last %s\n' "$keep_last" >> "$notes"
 else
@@ -284,7 +289,7 @@ EOF
     measure coffer forget R "$RC" sh -c 'while read -r id; do rm -f "$1/snapshots/$id"; done < "$2"' sh "$RC" "$work/coffer-forget.txt"
     printf 'coffer_forget\tno coffer forget: deleted %s snapshot files by hand\n' "$(wc -l < "$work/coffer-forget.txt")" >> "$notes"
 fi
-measure coffer prune R "$RC" "$coffer" prune --repo "$RC"
+[ -n "${coffer_pruned:-}" ] || measure coffer prune R "$RC" "$coffer" prune --repo "$RC"
 measure restic forget-prune R "$RR" restic --repo "$RR" forget --keep-last "$keep_last" --prune
 measure borg prune R "$RB" borg prune --keep-last "$keep_last" "$RB"
 measure borg compact R "$RB" borg compact "$RB"
@@ -387,7 +392,8 @@ if daily and db_changed:
               mb(sum(r["ideal"]["db_pages_each_zstd_bytes"] for r in daily) / len(daily))))
 print()
 
-retention_steps = {"coffer": ["forget", "prune"], "restic": ["forget-prune"], "borg": ["prune", "compact"]}
+retention_steps = {"coffer": ["forget-prune"] if ("coffer", "forget-prune", "R") in steps else ["forget", "prune"],
+                   "restic": ["forget-prune"], "borg": ["prune", "compact"]}
 retention = {}
 print("retention: keep the last %d of %d snapshots (wall s, CPU s, peak RSS, repository size before and after)" % (keep_last, days + 1))
 head = "%-7s %-13s %9s %8s %9s %11s %10s" % ("tool", "step", "seconds", "CPU s", "RSS MiB", "before MiB", "after MiB")
@@ -455,7 +461,7 @@ for m in summary:
     iv = "%.2f" % (ideal_avg / MIB) if m["metric"] == "avg_daily_bytes_added" else "-"
     print("%-30s %10s %10.2f %10.2f %10.2f %14s %12s" % (label, iv, m["coffer"] / div, m["restic"] / div, m["borg"] / div,
                                                       fmt_ratio(m["coffer_vs_restic"]), fmt_ratio(m["coffer_vs_borg"])))
-print("(below 1: coffer is faster / adds less / uses less memory / stores less; prune = coffer forget + prune, "
+print("(below 1: coffer is faster / adds less / uses less memory / stores less; prune = coffer forget --prune, "
       "restic forget --prune, borg prune + compact)")
 
 result = {"scale": scale, "days": days, "keep_last": keep_last, "data_bytes": data_bytes, "data_files": files,
