@@ -10,37 +10,6 @@ extension Repository {
         return slot
     }
 
-    /// Adds a slot that opens through a login to `address`: registers `password` with the
-    /// vault, then writes the slot. A refused registration writes nothing.
-    public func addVaultSlot(master: MasterKey, address: VaultAddress, password: SecureBytes, client: VaultClient) async throws -> KeySlot {
-        let (slot, secret) = KeySlot.createVault(master: master, address: address, random: random)
-        try await client.register(address, password: password) { exportKey in
-            VaultSealedKey.seal(vaultSecret: secret, exportKey: exportKey, slot: slot, random: random)
-        }
-        do {
-            try await storage.write(ObjectName(.keys, slot.id.hex), slot.encoded())
-        } catch {
-            throw RepositoryError.vaultSlotNotWritten(address.description, detail: "\(error)")
-        }
-        return slot
-    }
-
-    /// Changes the password of the vault slot that opened this repository: registers the new
-    /// password under the token of that login, which replaces the account's record and sealed
-    /// key at once. The slot in storage does not change.
-    public func changeVaultPassword(to password: SecureBytes, client: VaultClient) async throws {
-        guard let session = vaultSession, let token = session.token else { throw RepositoryError.notOpenedByVault }
-        do {
-            try await client.register(
-                session.address, password: password, token: token, expectedServerPublicKey: session.serverPublicKey
-            ) { exportKey in
-                VaultSealedKey.seal(vaultSecret: session.vaultSecret, exportKey: exportKey, slot: session.slot, random: random)
-            }
-        } catch VaultClientError.unreachable(let url, let reason) {
-            throw VaultClientError.passwordChangeUnconfirmed(url: url, reason: reason)
-        }
-    }
-
     /// Removes a slot; refuses to remove the last one.
     public func removeKeySlot(_ id: KeySlotID) async throws {
         let slots = try await keySlots()

@@ -56,27 +56,8 @@ public final class Repository: Sendable {
         }
     }
 
-    /// Creates a repository whose password is checked by a key vault: a vault slot and a
-    /// recovery-key slot (the way back in once the account locks), never a password slot.
-    /// Registers `password` with the vault account before writing anything, so a refused
-    /// account leaves storage untouched; both slots are written before the config.
-    public static func initialize(
-        storage: any Storage, vault address: VaultAddress, password: SecureBytes, client: VaultClient,
-        options: InitOptions = InitOptions(), random: any RandomSource = SystemRandom()
-    ) async throws -> (Repository, RecoveryKey) {
-        let recoveryKey = RecoveryKey.generate()
-        let repo = try await initialize(storage: storage, options: options, random: random) { master in
-            let (slot, secret) = KeySlot.createVault(master: master, address: address, random: random)
-            try await client.register(address, password: password) { exportKey in
-                VaultSealedKey.seal(vaultSecret: secret, exportKey: exportKey, slot: slot, random: random)
-            }
-            let recovery = try KeySlot.create(master: master, credential: .recoveryKey(recoveryKey), random: random)
-            return ([slot, recovery], VaultSession(address: address, slot: slot, vaultSecret: secret, token: nil, serverPublicKey: nil))
-        }
-        return (repo, recoveryKey)
-    }
-
-    private static func initialize(
+    /// Creates a repository with the slots `makeSlots` wraps the new master key in.
+    static func initialize(
         storage: any Storage, options: InitOptions, random: any RandomSource,
         makeSlots: (MasterKey) async throws -> ([KeySlot], VaultSession?)
     ) async throws -> Repository {
@@ -119,80 +100,53 @@ public final class Repository: Sendable {
         let slots = try await loadKeySlots(storage, skipMalformed: true)
         var matching = 0
         var configFailure: RepositoryError? = nil
-        /// Opens the config with a master key; nil (remembering why) when this master is not the
-        /// config's, so the other slots get their turn.
-        func openConfig(_ master: MasterKey) async throws -> (RepositoryKeys, RepositoryConfig)? {
-            let keys = RepositoryKeys(master: master)
-            let stored = try await storage.read(.config)
-            let payload: [UInt8]
-            do {
-                payload = try SealedObject.open(stored, kind: .config, id: .zero, key: keys.metadataSealing)
-            } catch {
-                // Either the config was tampered with, or this slot wraps another master key
-                // (left by an interrupted init): try the other slots first.
-                configFailure = RepositoryError.tampered(.config, detail: "\(error)")
-                return nil
-            }
-            let config: RepositoryConfig
-            do { config = try RepositoryConfig(decoding: payload) } catch {
-                throw RepositoryError.malformed(.config, detail: "\(error)")
-            }
-            guard config.formatVersion <= RepositoryConfig.formatVersion else {
-                throw RepositoryError.unsupportedFormat(config.formatVersion)
-            }
-            return (keys, config)
-        }
         for slot in slots {
             switch (slot.kind, credential) {
             case (.password, .password), (.recoveryKey, .recoveryKey): matching += 1
             default: continue
             }
-            guard let master = try? slot.open(with: credential), let opened = try await openConfig(master) else { continue }
-            return Repository(storage: storage, config: opened.1, keys: opened.0, openedWith: slot.id, random: random)
-        }
-        if case .password(let password) = credential {
-            let vaultSlots = slots.filter { $0.vaultAddress != nil }
-            matching += vaultSlots.count
-            if let (address, candidates) = try chooseVaultAccount(vaultSlots, named: vaultAccount) {
-                // One login per open, whatever storage holds: a planted copy of a slot must not
-                // cost the account a second attempt. The sealed key opens one slot only.
-                let login = try await vault.login(address, password: password)
-                for slot in candidates {
-                    guard let secret = try? VaultSealedKey.open(login.sealedKey, exportKey: login.exportKey, slot: slot),
-                        let master = try? slot.open(vaultSecret: secret), let opened = try await openConfig(master)
-                    else { continue }
-                    let session = VaultSession(
-                        address: address, slot: slot, vaultSecret: secret, token: login.token, serverPublicKey: login.serverPublicKey)
-                    return Repository(
-                        storage: storage, config: opened.1, keys: opened.0, openedWith: slot.id, random: random, vaultSession: session)
-                }
-                if configFailure == nil { throw RepositoryError.vaultKeyDoesNotFit(address.description) }
+            guard let master = try? slot.open(with: credential) else { continue }
+            switch try await openConfig(storage, master) {
+            case .opened(let keys, let config):
+                return Repository(storage: storage, config: config, keys: keys, openedWith: slot.id, random: random)
+            case .notThisMaster(let failure):
+                configFailure = failure
             }
+        }
+        // Vault slots last: a wrong password costs the vault account an attempt.
+        if case .password(let password) = credential, slots.contains(where: { $0.vaultAddress != nil }) {
+            return try await openThroughVault(
+                storage: storage, slots: slots, account: vaultAccount, password: password, client: vault, random: random)
         }
         if let configFailure { throw configFailure }
         throw matching == 0 ? RepositoryError.noUsableKeySlot : RepositoryError.wrongCredential
     }
 
-    /// The one vault account a password is tried on, and its slots: the account named, or the
-    /// only one there is. Several accounts and none named is refused rather than guessed, since
-    /// a wrong password costs each account tried an attempt.
-    static func chooseVaultAccount(_ slots: [KeySlot], named: String?) throws -> (VaultAddress, [KeySlot])? {
-        var addresses: [VaultAddress] = []
-        for slot in slots {
-            if let a = slot.vaultAddress, !addresses.contains(a) { addresses.append(a) }
+    enum ConfigOpening {
+        case opened(RepositoryKeys, RepositoryConfig)
+        /// The config does not open under this master key: it was tampered with, or the slot
+        /// wraps another master key (left by an interrupted init). Other slots get their turn.
+        case notThisMaster(RepositoryError)
+    }
+
+    /// Opens the config with the master key a slot gave.
+    static func openConfig(_ storage: any Storage, _ master: MasterKey) async throws -> ConfigOpening {
+        let keys = RepositoryKeys(master: master)
+        let stored = try await storage.read(.config)
+        let payload: [UInt8]
+        do {
+            payload = try SealedObject.open(stored, kind: .config, id: .zero, key: keys.metadataSealing)
+        } catch {
+            return .notThisMaster(RepositoryError.tampered(.config, detail: "\(error)"))
         }
-        if let named {
-            guard let address = addresses.first(where: { $0.account == named }) else {
-                throw RepositoryError.vaultAccountNotFound(named, known: addresses.map(\.description))
-            }
-            guard addresses.filter({ $0.account == named }).count == 1 else {
-                throw RepositoryError.vaultAccountAmbiguous(addresses.filter { $0.account == named }.map(\.description))
-            }
-            return (address, slots.filter { $0.vaultAddress == address })
+        let config: RepositoryConfig
+        do { config = try RepositoryConfig(decoding: payload) } catch {
+            throw RepositoryError.malformed(.config, detail: "\(error)")
         }
-        guard let only = addresses.first else { return nil }
-        guard addresses.count == 1 else { throw RepositoryError.vaultAccountAmbiguous(addresses.map(\.description)) }
-        return (only, slots)
+        guard config.formatVersion <= RepositoryConfig.formatVersion else {
+            throw RepositoryError.unsupportedFormat(config.formatVersion)
+        }
+        return .opened(keys, config)
     }
 
     /// All key slots. A malformed one fails the listing, or is left out with `skipMalformed`
