@@ -7,9 +7,13 @@ public enum VaultRoutes {
     /// The largest body read: a 4096-byte sealed key is about 5.5 KB of base64.
     static let bodyLimit = 16 * 1024
 
-    /// - Parameter loginRateLimiter: limits `login/start` and `register/finish` per client
-    ///   address; nil for no limit.
-    public static func router(service: VaultService, loginRateLimiter: LoginRateLimiter?) -> Router<VaultRequestContext> {
+    /// - Parameters:
+    ///   - loginRateLimiter: limits `login/start` and `register/finish` per client address; nil
+    ///     for no limit.
+    ///   - trustedProxies: peers whose `X-Forwarded-For` names the client for that limit.
+    public static func router(
+        service: VaultService, loginRateLimiter: LoginRateLimiter?, trustedProxies: TrustedProxies = .none
+    ) -> Router<VaultRequestContext> {
         let router = Router(context: VaultRequestContext.self)
         router.add(middleware: JSONErrorMiddleware())
         router.post("/v1/accounts/:account/register/start") { request, context in
@@ -19,7 +23,7 @@ public enum VaultRoutes {
             return try json(.ok, ["response": response.base64EncodedString()])
         }
         router.post("/v1/accounts/:account/register/finish") { request, context in
-            try checkRate(loginRateLimiter, context)
+            try checkRate(loginRateLimiter, trustedProxies, request, context)
             let account = try accountName(context)
             let body = try await decode(RegisterFinishBody.self, request)
             let outcome = try await service.registerFinish(
@@ -28,7 +32,7 @@ public enum VaultRoutes {
             return try json(outcome == .created ? .created : .ok, ["status": outcome == .created ? "created" : "replaced"])
         }
         router.post("/v1/accounts/:account/login/start") { request, context in
-            try checkRate(loginRateLimiter, context)
+            try checkRate(loginRateLimiter, trustedProxies, request, context)
             let account = try accountName(context)
             let body = try await decode(LoginStartBody.self, request)
             let (ke2, session) = try await service.loginStart(account: account, ke1: try bytes(body.ke1, "ke1"))
@@ -46,9 +50,12 @@ public enum VaultRoutes {
 
     /// First thing in a handler: a refused request must not count as an attempt, create a row,
     /// or even cost the parsing of its body.
-    static func checkRate(_ limiter: LoginRateLimiter?, _ context: some RemoteAddressRequestContext) throws(VaultError) {
+    static func checkRate(
+        _ limiter: LoginRateLimiter?, _ proxies: TrustedProxies, _ request: Request, _ context: some RemoteAddressRequestContext
+    ) throws(VaultError) {
         guard let limiter else { return }
-        if case .refused(let seconds) = limiter.take(LoginRateLimiter.Client(context.remoteAddress)) {
+        let client = proxies.client(peer: context.remoteAddress, forwardedFor: request.headers[values: .init("X-Forwarded-For")!])
+        if case .refused(let seconds) = limiter.take(client) {
             throw .rateLimited(retryAfterSeconds: seconds)
         }
     }

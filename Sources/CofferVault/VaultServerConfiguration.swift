@@ -21,6 +21,8 @@ public struct VaultServerConfiguration: Sendable {
     /// client by its /64), also the burst allowed; 0 for no limit. Behind a proxy every
     /// client has the proxy's address.
     public var loginRate: Int
+    /// Reverse proxies whose `X-Forwarded-For` names the client for `loginRate`.
+    public var trustedProxies: [String]
     /// Plain HTTP on a non-loopback address: passwords never cross the wire, but sealed keys
     /// and tokens would, so this must be asked for (behind a TLS-terminating proxy).
     public var insecureHTTP: Bool
@@ -31,13 +33,14 @@ public struct VaultServerConfiguration: Sendable {
 
     public init(
         host: String = "127.0.0.1", port: Int = 8443, dataDirectory: String, maxAttempts: Int = 10, loginRate: Int = 30,
-        insecureHTTP: Bool = false, tlsCertificatePath: String? = nil, tlsKeyPath: String? = nil
+        trustedProxies: [String] = [], insecureHTTP: Bool = false, tlsCertificatePath: String? = nil, tlsKeyPath: String? = nil
     ) {
         self.host = host
         self.port = port
         self.dataDirectory = dataDirectory
         self.maxAttempts = maxAttempts
         self.loginRate = loginRate
+        self.trustedProxies = trustedProxies
         self.insecureHTTP = insecureHTTP
         self.tlsCertificatePath = tlsCertificatePath
         self.tlsKeyPath = tlsKeyPath
@@ -52,6 +55,7 @@ public struct VaultServerConfiguration: Sendable {
         guard (1...65535).contains(port) else { throw VaultConfigurationError(message: "--port must be 1 to 65535") }
         guard maxAttempts >= 1 else { throw VaultConfigurationError(message: "--max-attempts must be at least 1") }
         guard loginRate >= 0 else { throw VaultConfigurationError(message: "--login-rate must be 0 (no limit) or more") }
+        _ = try TrustedProxies(trustedProxies)
         switch (tlsCertificatePath, tlsKeyPath) {
         case (nil, nil), (.some, .some): break
         case (.some, nil): throw VaultConfigurationError(message: "--tls-cert needs --tls-key (the certificate's private key)")
@@ -109,7 +113,8 @@ public struct VaultServerConfiguration: Sendable {
     ) throws -> some ApplicationProtocol {
         let scheme = tls == nil ? "http" : "https"
         return Application(
-            router: VaultRoutes.router(service: service, loginRateLimiter: makeLoginRateLimiter()),
+            router: VaultRoutes.router(
+                service: service, loginRateLimiter: makeLoginRateLimiter(), trustedProxies: try TrustedProxies(trustedProxies)),
             server: try tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1(),
             configuration: .init(address: .hostname(host, port: port), serverName: "coffer-vault"),
             onServerRunning: { [host, port] channel in

@@ -19,7 +19,8 @@ struct VaultCommand: AsyncParsableCommand {
             --login-rate limits the requests that cost a guess or store an account (login start, \
             registration finish) per client address, an IPv6 client by its /64; a request over the \
             limit gets HTTP 429 and is not counted. Behind a proxy every client has the proxy's \
-            address: raise the rate, or set 0 and limit at the proxy.
+            address, unless the proxy is named with --trusted-proxy (its X-Forwarded-For is then \
+            believed); or raise the rate, or set 0 and limit at the proxy.
             """)
 
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
@@ -28,6 +29,9 @@ struct VaultCommand: AsyncParsableCommand {
     @Option(help: "Failed logins after which an account is locked for good.") var maxAttempts = 10
     @Option(help: ArgumentHelp("Logins and registrations a minute per client address (also the burst); 0 for no limit.", valueName: "n"))
     var loginRate = 30
+    @Option(help: ArgumentHelp(
+        "A reverse proxy's IP address whose X-Forwarded-For names the client for --login-rate; repeatable.", valueName: "ip"))
+    var trustedProxy: [String] = []
     @Option(help: ArgumentHelp("Certificate chain for HTTPS: PEM, leaf first, then any intermediates.", valueName: "file"))
     var tlsCert: String?
     @Option(help: ArgumentHelp("Private key of that certificate: PEM, unencrypted.", valueName: "file"))
@@ -37,7 +41,7 @@ struct VaultCommand: AsyncParsableCommand {
     var serverConfiguration: VaultServerConfiguration {
         VaultServerConfiguration(
             host: host, port: port, dataDirectory: data, maxAttempts: maxAttempts, loginRate: loginRate,
-            insecureHTTP: insecureHTTP, tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey)
+            trustedProxies: trustedProxy, insecureHTTP: insecureHTTP, tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey)
     }
 
     func validate() throws {

@@ -7,8 +7,10 @@ import Testing
 
 @Suite("VaultRoutes")
 struct VaultRoutesTests {
-    static func application(_ vault: VaultFixture, loginRateLimiter: LoginRateLimiter? = nil) -> some ApplicationProtocol {
-        Application(router: VaultRoutes.router(service: vault.service, loginRateLimiter: loginRateLimiter))
+    static func application(
+        _ vault: VaultFixture, loginRateLimiter: LoginRateLimiter? = nil, trustedProxies: TrustedProxies = .none
+    ) -> some ApplicationProtocol {
+        Application(router: VaultRoutes.router(service: vault.service, loginRateLimiter: loginRateLimiter, trustedProxies: trustedProxies))
     }
 
     /// POSTs a JSON object; returns the status and the decoded JSON object.
@@ -184,6 +186,30 @@ struct VaultRoutesTests {
         }
         #expect(limiter.take(.unknown) == .allowed)
         #expect(limiter.take(.unknown) == .allowed)
+    }
+
+    /// Behind a trusted proxy (here the test client on loopback), each forwarded client has a
+    /// bucket of its own.
+    @Test func aTrustedProxysClientsHaveBucketsOfTheirOwn() async throws {
+        let vault = try VaultFixture()
+        let clock = vault.clock
+        let limiter = LoginRateLimiter(perMinute: 2, now: { clock.seconds })
+        let ke1 = try vault.ke1()
+        let body = try JSONSerialization.data(withJSONObject: ["ke1": Self.b64(ke1)])
+        func start(forwardedFor client: String) async throws -> HTTPResponse.Status {
+            try await Self.application(vault, loginRateLimiter: limiter, trustedProxies: try TrustedProxies(["127.0.0.1"])).test(.live) {
+                http async throws in
+                try await http.execute(
+                    uri: "/v1/accounts/a/login/start", method: .post,
+                    headers: [.contentType: "application/json", .init("X-Forwarded-For")!: client],
+                    body: ByteBuffer(bytes: body)
+                ) { $0.status }
+            }
+        }
+        #expect(try await start(forwardedFor: "203.0.113.5") == .ok)
+        #expect(try await start(forwardedFor: "203.0.113.5") == .ok)
+        #expect(try await start(forwardedFor: "203.0.113.5") == .tooManyRequests)
+        #expect(try await start(forwardedFor: "203.0.113.6") == .ok, "another client behind the same proxy was limited")
     }
 
     @Test func loginRateZeroDisablesTheLimit() async throws {
