@@ -55,7 +55,9 @@ struct InitCommand: AsyncParsableCommand {
                 }
             }
             if options.json {
-                Output.json(InitReport(location: storage.location, repositoryID: repo.config.repositoryID.hex, recoveryKey: recovery?.singleLine))
+                Output.json(InitReport(
+                    location: storage.location, repositoryID: repo.config.repositoryID.hex, recoveryKey: recovery?.singleLine,
+                    vaultURL: address?.url, vaultAccount: address?.account))
             } else if !options.quiet {
                 print("created repository \(repo.config.repositoryID.hex.prefix(8)) at \(storage.location)")
                 if let address { print("its password is checked by the key vault: \(address)") }
@@ -71,6 +73,8 @@ struct InitReport: Encodable {
     let location: String
     let repositoryID: String
     let recoveryKey: String?
+    let vaultURL: String?
+    let vaultAccount: String?
 }
 
 enum RecoveryKeyDisplay {
@@ -89,7 +93,8 @@ enum RecoveryKeyDisplay {
 /// `--vault URL --account NAME`, for the commands that register a vault slot.
 struct VaultOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
-        "Check the password with this key vault (https://HOST[:PORT]) instead of storing a password slot.", valueName: "url"))
+        "Check the password with this key vault, https://HOST[:PORT][/PATH] (http:// only on this machine), instead of storing a password slot.",
+        valueName: "url"))
     var vault: String?
 
     @Option(help: ArgumentHelp("The vault account to register (1–128 bytes, unique on that vault).", valueName: "name"))

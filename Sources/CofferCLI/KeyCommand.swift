@@ -18,7 +18,11 @@ struct KeyList: AsyncParsableCommand {
             let (repo, _) = try await options.open()
             let slots = try await repo.keySlots()
             if options.json {
-                Output.json(slots.map { KeySlotJSON(id: $0.id.hex, kind: $0.kindName, kdf: $0.kdfDescription, current: $0.id == repo.openedWith) })
+                Output.json(slots.map {
+                    KeySlotJSON(
+                        id: $0.id.hex, kind: $0.kindName, kdf: $0.kdfDescription, current: $0.id == repo.openedWith,
+                        vaultURL: $0.vaultAddress?.url, vaultAccount: $0.vaultAddress?.account)
+                })
                 return
             }
             print(" ID        Kind          Key derivation")
@@ -34,6 +38,8 @@ struct KeySlotJSON: Encodable {
     let kind: String
     let kdf: String
     let current: Bool
+    let vaultURL: String?
+    let vaultAccount: String?
 }
 
 extension KeySlot {
@@ -64,35 +70,52 @@ struct KeyAdd: AsyncParsableCommand {
 
     func run() async throws {
         try await ErrorReporting.run {
+            // Arguments first: a mistake found after the login would have cost a vault attempt.
+            if recoveryKey && vault.vault != nil { throw CLIError.usage("choose one: --recovery-key or --vault") }
+            let address = try vault.address()
+            if !recoveryKey && newPasswordFile == nil && !Secrets.haveTerminal {
+                throw CLIError.usage("give the new password with --new-password-file (or use --recovery-key)")
+            }
             let (repo, credential) = try await options.open()
             let master = try await repo.unlockMasterKey(with: credential)
-            if recoveryKey && vault.vault != nil { throw CLIError.usage("choose one: --recovery-key or --vault") }
             if recoveryKey {
                 let key = RecoveryKey.generate()
                 let slot = try await repo.addKeySlot(master: master, credential: .recoveryKey(key))
                 if options.json {
                     Output.json(["id": slot.id.hex, "recoveryKey": key.singleLine])
                 } else {
-                    print("added recovery key slot \(slot.id.short)")
+                    if !options.quiet { print("added recovery key slot \(slot.id.short)") }
                     RecoveryKeyDisplay.show(key)
                 }
                 return
             }
-            if let address = try vault.address() {
+            let existing = try await repo.keySlots()
+            if let address {
+                // One name on two vaults could not be told apart by --vault-account.
+                if let clash = existing.compactMap(\.vaultAddress).first(where: { $0.account == address.account }) {
+                    throw CLIError.usage("the repository already has a slot for \(clash); choose another --account name")
+                }
                 let password = try newPasswordFile.map { try Secrets.newPassword(file: $0) } ?? Secrets.promptNewPassword()
                 let slot = try await repo.addVaultSlot(master: master, address: address, password: password, client: options.vaultClient)
-                if options.json { Output.json(["id": slot.id.hex]) } else { print("added vault slot \(slot.id.short): \(address)") }
+                if options.json {
+                    Output.json(["id": slot.id.hex, "vaultURL": address.url, "vaultAccount": address.account])
+                } else if !options.quiet {
+                    print("added vault slot \(slot.id.short): \(address)")
+                    if existing.contains(where: { $0.vaultAddress != nil }) {
+                        print("the repository now has several vault accounts: open it with --vault-account NAME")
+                    }
+                }
                 return
             }
-            guard let file = newPasswordFile else {
-                throw CLIError.usage("give the new password with --new-password-file (or use --recovery-key)")
+            let password = try newPasswordFile.map { try Secrets.newPassword(file: $0) } ?? Secrets.promptNewPassword()
+            if existing.contains(where: { $0.vaultAddress != nil }) {
+                Output.warning("a password slot can be attacked offline by whoever holds the storage, however slow its key derivation; the vault slot cannot")
             }
-            let password = try Secrets.newPassword(file: file)
             let cost = PasswordCost(
                 opsLimit: argon2Iterations ?? PasswordCost.standard.opsLimit,
                 memoryBytes: argon2MemoryMib.map { max($0 << 20, 8 << 10) } ?? PasswordCost.standard.memoryBytes)
             let slot = try await repo.addKeySlot(master: master, credential: .password(password), cost: cost)
-            if options.json { Output.json(["id": slot.id.hex]) } else { print("added password slot \(slot.id.short)") }
+            if options.json { Output.json(["id": slot.id.hex]) } else if !options.quiet { print("added password slot \(slot.id.short)") }
         }
     }
 }
@@ -106,8 +129,19 @@ struct KeyRemove: AsyncParsableCommand {
         try await ErrorReporting.run {
             let (repo, _) = try await options.open()
             let slot = try await repo.resolveKeySlot(id)
+            let removed = try await repo.keySlots().first { $0.id == slot }
             try await repo.removeKeySlot(slot)
+            if options.json {
+                Output.json(["removed": slot.hex])
+                return
+            }
             if !options.quiet { print("removed key slot \(slot.short)") }
+            if slot == repo.openedWith {
+                Output.warning("that was the slot this command opened with: its password or key no longer opens the repository")
+            }
+            if let address = removed?.vaultAddress {
+                Output.warning("\(address) is still registered on the vault, but no longer opens this repository")
+            }
         }
     }
 }
@@ -123,13 +157,23 @@ struct KeyPasswd: AsyncParsableCommand {
 
     func run() async throws {
         try await ErrorReporting.run {
+            if newPasswordFile == nil && !Secrets.haveTerminal {
+                throw CLIError.usage("give the new password with --new-password-file")
+            }
             let (repo, credential) = try await options.open()
             guard case .password = credential else { throw CLIError.usage("open the repository with the password you want to change") }
             let master = try await repo.unlockMasterKey(with: credential)
+            if repo.vaultSession != nil && (argon2MemoryMib != nil || argon2Iterations != nil) {
+                throw CLIError.usage("--argon2-* options set a password slot's cost; the vault fixes its own")
+            }
             let password = try newPasswordFile.map { try Secrets.newPassword(file: $0) } ?? Secrets.promptNewPassword()
             if let session = repo.vaultSession {
                 try await repo.changeVaultPassword(to: password, client: options.vaultClient)
-                if !options.quiet { print("password changed for vault \(session.address)") }
+                if options.json {
+                    Output.json(["vaultURL": session.address.url, "vaultAccount": session.address.account])
+                } else if !options.quiet {
+                    print("password changed for vault \(session.address)")
+                }
                 return
             }
             let cost = PasswordCost(
@@ -137,7 +181,11 @@ struct KeyPasswd: AsyncParsableCommand {
                 memoryBytes: argon2MemoryMib.map { max($0 << 20, 8 << 10) } ?? PasswordCost.standard.memoryBytes)
             let slot = try await repo.addKeySlot(master: master, credential: .password(password), cost: cost)
             try await repo.removeKeySlot(repo.openedWith)
-            if !options.quiet { print("password changed: slot \(repo.openedWith.short) replaced by \(slot.id.short)") }
+            if options.json {
+                Output.json(["id": slot.id.hex, "replaced": repo.openedWith.hex])
+            } else if !options.quiet {
+                print("password changed: slot \(repo.openedWith.short) replaced by \(slot.id.short)")
+            }
         }
     }
 }

@@ -53,6 +53,14 @@ enum Secrets {
         return firstLine(first)
     }
 
+    /// Whether a password can be asked for (a controlling terminal exists).
+    static var haveTerminal: Bool {
+        let fd = open("/dev/tty", O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        close(fd)
+        return true
+    }
+
     /// Asks for a new password twice on the terminal.
     static func promptNewPassword() throws -> SecureBytes {
         guard var p1 = promptNoEcho("New password: ") else { throw CLIError.usage("give the new password with --new-password-file") }

@@ -6,6 +6,7 @@ import HummingbirdTLS
 /// Why the server refuses to start.
 public struct VaultConfigurationError: Error, Equatable, CustomStringConvertible {
     public let message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }
 
@@ -91,11 +92,38 @@ public struct VaultServerConfiguration: Sendable {
     /// Opens (creating on first start) the data directory, key file and database.
     public func makeService(configuration opaque: OPAQUEConfiguration = .cofferVaultV1) throws -> VaultService {
         // 0700: the database holds records and sealed keys, the key file the server's secrets.
-        try FileManager.default.createDirectory(
-            atPath: dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let keys = try VaultKeys.loadOrCreate(path: keyPath)
+        do {
+            try FileManager.default.createDirectory(
+                atPath: dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw VaultConfigurationError(message: "cannot create the data directory --data \(dataDirectory): \(reason(error))")
+        }
+        let keyFileExisted = FileManager.default.fileExists(atPath: keyPath)
         let store = try VaultStore(path: databasePath)
+        // A new key file would give every registered password a different OPRF output: every
+        // login would read as a wrong password and spend the accounts' attempts.
+        if !keyFileExisted, try store.transaction({ try $0.hasRegisteredAccounts() }) {
+            throw VaultConfigurationError(
+                message: "\(databasePath) holds registered accounts but \(keyPath) is missing: restore vault.key from your backup "
+                    + "(new keys would make every password fail); to start over, move vault.db away")
+        }
+        let keys = try VaultKeys.loadOrCreate(path: keyPath)
         return try VaultService(store: store, keys: keys, configuration: opaque, maxAttempts: maxAttempts)
+    }
+
+    /// Holds `DIR/vault.lock` for as long as the returned value lives: two servers on one data
+    /// directory would each keep their own sessions and rate limits.
+    public func lockDataDirectory() throws -> DataDirectoryLock {
+        let path = dataDirectory + "/vault.lock"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw VaultConfigurationError(message: "cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw VaultConfigurationError(message: "another coffer-vault is already serving --data \(dataDirectory)")
+        }
+        return DataDirectoryLock(fd: fd)
     }
 
     /// The limiter `loginRate` asks for, or nil for none.
@@ -127,4 +155,22 @@ public struct VaultServerConfiguration: Sendable {
         let bracketed = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
         return "\(scheme)://\(bracketed):\(port)"
     }
+
+    /// Why the directory could not be made, in the system's words: Foundation's own error
+    /// for this is a bare "error 512".
+    func reason(_ error: any Error) -> String {
+        var path = dataDirectory.hasPrefix("/") ? "/" : ""
+        for component in dataDirectory.split(separator: "/") {
+            path += (path.isEmpty || path == "/" ? "" : "/") + component
+            if mkdir(path, 0o700) != 0 && errno != EEXIST { return "\(path): \(String(cString: strerror(errno)))" }
+        }
+        return "\(error)"
+    }
+}
+
+/// The data directory's lock, released when the process ends (or this is freed).
+public final class DataDirectoryLock: Sendable {
+    private let fd: Int32
+    init(fd: Int32) { self.fd = fd }
+    deinit { close(fd) }
 }

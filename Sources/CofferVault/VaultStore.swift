@@ -70,6 +70,12 @@ public final class VaultStore: @unchecked Sendable {
                 locked: s.int(4) != 0, generation: s.int(5))
         }
 
+        /// Whether any account was registered (phantom rows do not count).
+        public func hasRegisteredAccounts() throws(SQLiteError) -> Bool {
+            let s = try db.prepare("SELECT 1 FROM accounts WHERE registered = 1 LIMIT 1")
+            return try s.step()
+        }
+
         /// Inserts or replaces the whole row.
         public func put(_ name: [UInt8], _ account: VaultAccount) throws(SQLiteError) {
             let s = try db.prepare(

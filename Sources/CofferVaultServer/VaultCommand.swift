@@ -60,10 +60,16 @@ struct VaultCommand: AsyncParsableCommand {
         // Before the data directory is created: a bad certificate should leave nothing behind.
         let tls = try configuration.makeTLSConfiguration()
         let service = try configuration.makeService()
+        let lock = try configuration.lockDataDirectory()
         let application = try configuration.makeApplication(service: service, tls: tls) { url in
             // Unbuffered, so a script reading a pipe sees the line as soon as the port is open.
             FileHandle.standardOutput.write(Data("coffer-vault listening on \(url)\n".utf8))
         }
-        try await application.runService()
+        do {
+            try await application.runService()
+            withExtendedLifetime(lock) {}
+        } catch where "\(error)".contains("Address already in use") {
+            throw VaultConfigurationError(message: "cannot listen on \(host):\(port): the address is already in use")
+        }
     }
 }

@@ -139,6 +139,7 @@ enum RepositoryErrorKind: Equatable {
     case ambiguousKeySlot, unsupportedFormat, tampered, malformed, missingObject, blobNotInIndex, blobDamaged
     case snapshotNotFound, ambiguousSnapshot, noSnapshots, locked, lockLost, treeTooLarge
     case vaultSlotNotWritten, notOpenedByVault, vaultAccountNotFound, vaultAccountAmbiguous, vaultKeyDoesNotFit
+    case vaultUnreachable, vaultPasswordNotChanged
 }
 
 extension RepositoryError {
@@ -164,6 +165,8 @@ extension RepositoryError {
         case .vaultAccountNotFound: .vaultAccountNotFound
         case .vaultAccountAmbiguous: .vaultAccountAmbiguous
         case .vaultKeyDoesNotFit: .vaultKeyDoesNotFit
+        case .vaultUnreachable: .vaultUnreachable
+        case .vaultPasswordNotChanged: .vaultPasswordNotChanged
         case .locked: .locked
         case .lockLost: .lockLost
         case .treeTooLarge: .treeTooLarge

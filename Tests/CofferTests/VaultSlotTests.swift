@@ -22,6 +22,15 @@ import Testing
         #expect(throws: VaultAddress.Invalid.self) {
             try VaultAddress(url: "https://" + String(repeating: "v", count: 250) + ".org", account: "a")
         }
+        // A port must be 1–65535; spaces at the ends of a name are refused.
+        for url in ["https://v.example:99999", "https://v.example:0", "https://v.example:abc", "https://v.example:", "https://[::1]x"] {
+            #expect(throws: VaultAddress.Invalid.self, "\(url)") { try VaultAddress(url: url, account: "a") }
+        }
+        #expect((try? VaultAddress(url: "https://[2001:db8::1]:8443/v", account: "a")) != nil)
+        for name in ["   ", " alice", "alice "] {
+            #expect(throws: VaultAddress.Invalid.self, "\(name)") { try VaultAddress(url: "https://v.example", account: name) }
+        }
+        #expect((try? VaultAddress(url: "http://LOCALHOST:8443", account: "a")) != nil)
         // Plain http only to this machine — not to a name that starts like a loopback address.
         for url in ["http://127.evil.example", "http://127.0.0.1.nip.io", "http://127.0.0.256", "http://localhost.example"] {
             #expect(throws: VaultAddress.Invalid.self, "\(url)") { try VaultAddress(url: url, account: "a") }

@@ -32,7 +32,11 @@ extension Repository {
         guard let (address, candidates) = try chooseVaultAccount(slots.filter { $0.vaultAddress != nil }, named: account) else {
             throw RepositoryError.noUsableKeySlot
         }
-        let login = try await client.login(address, password: password)
+        let login: VaultClient.Login
+        do { login = try await client.login(address, password: password) } catch let error as VaultClientError {
+            if case .unreachable = error { throw RepositoryError.vaultUnreachable(error) }
+            throw error
+        }
         var configFailure: RepositoryError? = nil
         // The sealed key is bound to one slot: planted copies fail here and cost nothing.
         for slot in candidates {
@@ -101,6 +105,9 @@ extension Repository {
             }
         } catch VaultClientError.unreachable(let url, let reason) {
             throw VaultClientError.passwordChangeUnconfirmed(url: url, reason: reason)
+        } catch let error as VaultClientError {
+            // Refused before anything was stored (rate limit, an expired token, a wrong vault).
+            throw RepositoryError.vaultPasswordNotChanged(error)
         }
     }
 }

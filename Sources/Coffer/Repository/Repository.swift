@@ -66,7 +66,6 @@ public final class Repository: Sendable {
         // Slots left by an interrupted init would open with the same password and then fail on
         // the new config: refuse rather than mix them.
         if try await !storage.list(.keys).isEmpty { throw RepositoryError.alreadyInitialized(location: storage.location) }
-        if let local = storage as? LocalStorage { try local.createLayout() }
         let master = MasterKey.generate()
         let (slots, vaultSession) = try await makeSlots(master)
         let keys = RepositoryKeys(master: master)
@@ -74,6 +73,8 @@ public final class Repository: Sendable {
             repositoryID: Raw256(random.bytes(32)), chunker: options.chunker, compressionLevel: options.compressionLevel,
             packTargetSize: options.packTargetSize, createdNanos: Self.nowNanos())
         do {
+            // Only now: a refused vault registration leaves no folders behind.
+            if let local = storage as? LocalStorage { try local.createLayout() }
             // The slots first: a config without a slot could never be opened.
             for slot in slots { try await storage.write(ObjectName(.keys, slot.id.hex), slot.encoded()) }
             let sealed = SealedObject.seal(config.encoded(), kind: .config, id: .zero, key: keys.metadataSealing, random: random)

@@ -25,6 +25,8 @@ public enum RepositoryError: Error, CustomStringConvertible {
     case vaultAccountNotFound(String, known: [String])
     case vaultAccountAmbiguous([String])
     case vaultKeyDoesNotFit(String)
+    case vaultUnreachable(VaultClientError)
+    case vaultPasswordNotChanged(VaultClientError)
 
     public var description: String {
         switch self {
@@ -53,6 +55,10 @@ public enum RepositoryError: Error, CustomStringConvertible {
             return "no vault slot for account \(name)" + (known.isEmpty ? "" : "; the vault slots are for: \(known.joined(separator: "; "))")
         case .vaultAccountAmbiguous(let known):
             return "the repository has slots for several vault accounts (\(known.joined(separator: "; "))); choose one with --vault-account NAME (a wrong password costs every account tried an attempt)"
+        case .vaultUnreachable(let error):
+            return "\(error); try again when it is back, or open the repository with its recovery key (--recovery-key-file)"
+        case .vaultPasswordNotChanged(let error):
+            return "the vault password was NOT changed (the old one still works): \(error)"
         case .vaultKeyDoesNotFit(let account):
             return "the login to vault \(account) succeeded, but the key it returned opens none of this repository's slots: the account belongs to another repository, or a slot was altered"
         case .treeTooLarge(let path): return "\(path): the list of its contents is too large for one tree blob (4 GiB) in repository format 1"

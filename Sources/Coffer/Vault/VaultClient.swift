@@ -21,28 +21,33 @@ public enum VaultClientError: Error, CustomStringConvertible {
     case badAnswer(url: String, reason: String)
     case trustRoots(path: String, reason: String)
 
+    /// What to do once an account is locked: the lock is for good.
+    static let afterLock = "Open the repository with its recovery key (--recovery-key-file), add a new vault account with `coffer key add --vault URL --account NAME`, and remove the locked account's slot (`coffer key list`, then `coffer key remove ID`)"
+
     public var description: String {
         switch self {
         case .unreachable(let url, let reason):
-            return "cannot reach the key vault at \(url) (\(reason)); try again when it is back, or open the repository with its recovery key (--recovery-key-file)"
+            return "cannot reach the key vault at \(url) (\(reason))"
         case .wrongPassword(let a, let left) where left == 0:
-            return "wrong password for vault \(a); that was the last attempt, so the account is now locked for good: open the repository with its recovery key (--recovery-key-file) and add a new vault account with `coffer key add --vault URL --account NAME`"
+            return "wrong password for vault \(a); no attempts are left, so the account is now locked for good. \(Self.afterLock)"
         case .wrongPassword(let a, let left):
             let remaining = left.map { $0 == 1 ? "1 attempt left" : "\($0) attempts left" } ?? "attempts left unknown"
             return "wrong password for vault \(a) (\(remaining) before the account locks for good)"
         case .locked(let a):
-            return "vault \(a) is locked after too many wrong passwords; open the repository with its recovery key (--recovery-key-file) and add a new vault account with `coffer key add --vault URL --account NAME`"
+            return "vault \(a) is locked after too many wrong passwords. \(Self.afterLock)"
         case .accountExists(let a):
-            return "vault \(a) already exists; choose another --account name (to change its password, use `coffer key passwd`)"
+            return "vault \(a) already exists on that vault; choose another --account name"
         case .tokenRefused(let a):
             return "vault \(a) refused the password change: its permission lasts 5 minutes after the login; run the command again"
         case .rateLimited(let a, let seconds):
             let when = seconds.map { "in \($0) s" } ?? "later"
-            return "vault \(a) refused: too many requests from this address; try again \(when) (this one was not counted)"
+            return "the key vault at \(a.url) refused: too many requests from this address; try again \(when) (this one was not counted)"
         case .passwordChangeUnconfirmed(let url, let reason):
             return "the key vault at \(url) did not confirm the password change (\(reason)); it may have taken it: try the NEW password first, then the old one"
+        case .refused(let a, let status, let message) where [404, 405, 501].contains(status):
+            return "the key vault at \(a.url) answered HTTP \(status) (\(message)); is that URL a coffer-vault?"
         case .refused(let a, let status, let message):
-            return "vault \(a) answered HTTP \(status): \(message)"
+            return "the key vault at \(a.url) answered HTTP \(status) for \(a): \(message)"
         case .badAnswer(let url, let reason):
             return "the key vault at \(url) gave an answer coffer cannot use (\(reason)); is that URL a coffer-vault?"
         case .trustRoots(let path, let reason):
@@ -202,6 +207,20 @@ public struct VaultClient: Sendable {
         }
     }
 
+    /// TLS failures in words: the library's own text names OpenSSL reason codes and source paths.
+    static func describeTLS(_ text: String) -> String {
+        if text.contains("WRONG_VERSION_NUMBER") || text.contains("PACKET_LENGTH_TOO_LONG") {
+            return "the server did not answer in TLS: is it an http:// vault?"
+        }
+        if text.contains("CERTIFICATE_VERIFY_FAILED") {
+            return "its TLS certificate is not trusted; for a vault with a private certificate give its CA with --vault-cacert"
+        }
+        if text.contains("Couldn't find") || text.contains("hostname") {
+            return "its TLS certificate is not for this host name"
+        }
+        return "TLS failed (\(text.prefix(160)))"
+    }
+
     static func describe(_ error: any Error) -> String {
         switch error {
         case let e as NIOConnectionError:
@@ -209,8 +228,7 @@ public struct VaultClient: Sendable {
         case let e as IOError where e.errnoCode == ECONNREFUSED: return "connection refused"
         case let e as HTTPClientError where e == .connectTimeout: return "timed out connecting"
         case let e as HTTPClientError where e == .deadlineExceeded || e == .readTimeout: return "timed out"
-        case let e as NIOSSLError: return "TLS failed: \(e); for a private certificate give --vault-cacert"
-        case let e as BoringSSLError: return "TLS failed: \(e); for a private certificate give --vault-cacert"
+        case is NIOSSLError, is BoringSSLError, is NIOSSLExtraError: return describeTLS("\(error)")
         default: return "\(error)"
         }
     }
@@ -227,9 +245,12 @@ enum VaultHTTPClients {
             if let c = clients[key] { return c }
             var config = HTTPClient.Configuration()
             if let path = trustRootsFile {
+                guard FileManager.default.isReadableFile(atPath: path) else {
+                    throw VaultClientError.trustRoots(path: path, reason: "no such file, or it cannot be read")
+                }
                 var tls = TLSConfiguration.makeClientConfiguration()
                 do { tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(path)) } catch {
-                    throw VaultClientError.trustRoots(path: path, reason: "\(error)")
+                    throw VaultClientError.trustRoots(path: path, reason: "it holds no PEM certificate (\(error))")
                 }
                 config.tlsConfiguration = tls
             }
