@@ -160,6 +160,15 @@ public enum VaultRoutes {
                 return try await next(request, context)
             } catch let error as VaultError {
                 if case .storage(let message) = error { logError("storage failure: \(message)") }
+                // What an operator watching for attacks needs: lockouts and throttled clients.
+                switch error {
+                case .authenticationFailed(attemptsLeft: 0):
+                    logError("\(request.uri.path): wrong password with no attempts left; the account is locked for good")
+                case .rateLimited:
+                    let peer = (context as? any RemoteAddressRequestContext)?.remoteAddress?.ipAddress ?? "an unknown address"
+                    logError("\(request.uri.path): rate limit reached for \(peer)")
+                default: break
+                }
                 let (status, body) = VaultRoutes.status(of: error)
                 var response = try json(status, body)
                 if case .rateLimited(let seconds) = error { response.headers[.retryAfter] = String(seconds) }
@@ -176,6 +185,7 @@ public enum VaultRoutes {
 
 /// To stderr: the details of a 500, which the client does not see. (Hummingbird's logger would
 /// need swift-log as a direct dependency for one line.)
+/// One line on standard error, for the operator's log.
 private func logError(_ message: String) {
     FileHandle.standardError.write(Data("coffer-vault: \(message)\n".utf8))
 }
