@@ -78,12 +78,20 @@ struct RepositoryOptions: ParsableArguments {
     /// How key vaults are reached.
     var vaultClient: VaultClient { VaultClient(trustRootsFile: vaultCacert ?? Environment.value("COFFER_VAULT_CACERT")) }
 
+    /// Whether the credential will be asked for on the terminal.
+    var willPrompt: Bool {
+        recoveryKeyFile == nil && passwordFile == nil
+            && ["COFFER_RECOVERY_KEY_FILE", "COFFER_RECOVERY_KEY", "COFFER_PASSWORD_FILE", "COFFER_PASSWORD"].allSatisfy { Environment.value($0) == nil }
+    }
+
     func open() async throws -> (Repository, Credential) {
         let storage = try storage()
+        let account = vaultAccount ?? Environment.value("COFFER_VAULT_ACCOUNT")
+        // A typed password must not be wasted on a choice coffer will refuse to make.
+        if willPrompt { try await Repository.checkVaultAccountChoice(storage: storage, named: account) }
         let credential = try credential()
         let repo = try await Repository.open(
-            storage: storage, credential: credential, vault: vaultClient,
-            vaultAccount: vaultAccount ?? Environment.value("COFFER_VAULT_ACCOUNT"))
+            storage: storage, credential: credential, vault: vaultClient, vaultAccount: account)
         // A local repository is as fast to read as a cache would be, so it gets one only when
         // asked; a remote one gets one by default.
         if !noCache, let base = cacheDir ?? Environment.value("COFFER_CACHE_DIR")

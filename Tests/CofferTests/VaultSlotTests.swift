@@ -95,3 +95,40 @@ import Testing
         #expect(throws: VaultSealedKey.Failure.self) { try VaultSealedKey.open(Array(sealed.dropLast()), exportKey: exportKey, slot: slot) }
     }
 }
+
+/// Choosing the one vault account a password goes to, before any password is typed.
+@Suite struct VaultAccountChoiceTests {
+    static func writeSlots(_ storage: LocalStorage, _ addresses: [VaultAddress], passwordSlot: Bool = false) async throws {
+        try storage.createLayout()
+        let master = MasterKey.generate()
+        for address in addresses {
+            let (slot, _) = KeySlot.createVault(master: master, address: address, random: SystemRandom())
+            try await storage.write(ObjectName(.keys, slot.id.hex), slot.encoded())
+        }
+        if passwordSlot {
+            let slot = try KeySlot.create(
+                master: master, credential: .password(SecureBytes(copying: Array("pw".utf8))), cost: .insecureMinimum, random: SystemRandom())
+            try await storage.write(ObjectName(.keys, slot.id.hex), slot.encoded())
+        }
+    }
+
+    @Test func severalAccountsNeedANameBeforeThePrompt() async throws {
+        let a = try VaultAddress(url: "https://one.example", account: "alice")
+        let b = try VaultAddress(url: "https://two.example", account: "bob")
+        try await withTemporaryDirectory { dir in
+            let two = LocalStorage(path: dir + "/two")
+            try await Self.writeSlots(two, [a, b])
+            await #expect(throws: RepositoryError.self) { try await Repository.checkVaultAccountChoice(storage: two, named: nil) }
+            try await Repository.checkVaultAccountChoice(storage: two, named: "bob")
+            await #expect(throws: RepositoryError.self) { try await Repository.checkVaultAccountChoice(storage: two, named: "carol") }
+            // With a password slot the password may be for it: nothing to refuse yet.
+            let withPassword = LocalStorage(path: dir + "/with-password")
+            try await Self.writeSlots(withPassword, [a, b], passwordSlot: true)
+            try await Repository.checkVaultAccountChoice(storage: withPassword, named: nil)
+            // One account needs no name.
+            let one = LocalStorage(path: dir + "/one")
+            try await Self.writeSlots(one, [a])
+            try await Repository.checkVaultAccountChoice(storage: one, named: nil)
+        }
+    }
+}

@@ -55,6 +55,14 @@ extension Repository {
         throw configFailure ?? RepositoryError.vaultKeyDoesNotFit(address.description)
     }
 
+    /// Refuses before a password is typed when it could only go to vault slots and the account
+    /// would have to be guessed; `open` would refuse the same after the prompt.
+    public static func checkVaultAccountChoice(storage: any Storage, named: String?) async throws {
+        let slots = try await loadKeySlots(storage, skipMalformed: true)
+        guard !slots.contains(where: { if case .password = $0.kind { return true } else { return false } }) else { return }
+        _ = try chooseVaultAccount(slots.filter { $0.vaultAddress != nil }, named: named)
+    }
+
     /// The one vault account a password is tried on, and its slots: the account named, or the
     /// only one there is. Several accounts and none named is refused rather than guessed, since
     /// a wrong password costs each account tried an attempt.
