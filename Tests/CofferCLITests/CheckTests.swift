@@ -42,8 +42,9 @@ struct CheckCommandTests {
     /// Packs, smallest first: the tree packs (tiny), then the data packs.
     func packs(_ box: Sandbox) throws -> (trees: [Object], data: [Object]) {
         let all = try objects(box, "data")
-        // A tree pack holds a few hundred bytes; a data pack at least one 256 KiB chunk.
-        return (all.filter { $0.size < 64 << 10 }, all.filter { $0.size >= 64 << 10 })
+        // A tree pack holds a few hundred bytes, padded to the smallest partial-pack length
+        // (64 KiB, FORMAT.md §7.2); a data pack holds at least one 256 KiB chunk.
+        return (all.filter { $0.size <= 64 << 10 }, all.filter { $0.size > 64 << 10 })
     }
 
     func check(_ box: Sandbox, _ extra: [String] = []) throws -> RunResult {

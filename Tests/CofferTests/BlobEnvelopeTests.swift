@@ -175,7 +175,8 @@ import Testing
         var packID: PackID
     }
 
-    func build(_ contents: [(BlobType, [UInt8])]) -> Built {
+    /// `targetSize` 0 builds the pack as one that reached its target (Padmé padding).
+    func build(_ contents: [(BlobType, [UInt8])], targetSize: Int = 0) -> Built {
         let compressor = ZstdCompressor()
         var body: [UInt8] = []
         var scratch: [UInt8] = []
@@ -190,7 +191,7 @@ import Testing
         }
         let bodyCount = body.count
         let packID = PackID(bytes: random.bytes(32))
-        PackFormat.finish(body: &body, blobs: blobs, packID: packID, key: keys.metadataSealing, random: random)
+        PackFormat.finish(body: &body, blobs: blobs, packID: packID, key: keys.metadataSealing, targetSize: targetSize, random: random)
         return Built(pack: body, bodyCount: bodyCount, blobs: blobs, plaintexts: contents.map(\.1), packID: packID)
     }
 
@@ -231,6 +232,31 @@ import Testing
             #expect((try? read(built.pack, packID: built.packID))?.count == count)
         }
         #expect(PackFormat.trailerSize == 45)
+    }
+
+    @Test func aPackUnderItsTargetIsPaddedToAPowerOfTwo() throws {
+        // The last, partly filled packs of a backup: their length must not measure what it added.
+        let target = 16 << 20
+        var lengths: Set<Int> = []
+        for size in [10, 3000, 70_000, 300_000] {
+            let built = build([(.data, Fixture.bytes(size, seed: 9))], targetSize: target)
+            #expect(built.pack.count.nonzeroBitCount == 1, "\(size) B → \(built.pack.count)")
+            #expect(built.pack.count >= PackFormat.minimumPartialPackLength)
+            #expect((try? read(built.pack, packID: built.packID))?.count == 1)
+            lengths.insert(built.pack.count)
+        }
+        // 10 B and 3000 B both fill only the smallest bucket.
+        #expect(lengths == [64 << 10, 128 << 10, 512 << 10])
+    }
+
+    @Test func partialPackPaddingNeverPassesTheTarget() {
+        for target in [4096, 100_000, 16 << 20, 24 << 20] {
+            for unpadded in stride(from: 1, to: target, by: max(1, target / 997)) {
+                let p = PackFormat.paddedLength(unpadded: unpadded, targetSize: target)
+                #expect(p >= unpadded && p <= target, "\(unpadded) under \(target) → \(p)")
+            }
+            #expect(PackFormat.paddedLength(unpadded: target, targetSize: target) == Padme.paddedLength(target))
+        }
     }
 
     @Test func wrongPackIDOrKeyFails() {

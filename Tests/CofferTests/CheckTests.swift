@@ -102,7 +102,9 @@ import Testing
             entries.append(PackedBlob(handle: handle, offset: UInt32(offset), length: UInt32(body.count - offset), rawLength: UInt32(plain.count)))
         }
         let id = PackID(bytes: random.bytes(32))
-        PackFormat.finish(body: &body, blobs: entries, packID: id, key: repo.keys.metadataSealing, random: random)
+        PackFormat.finish(
+            body: &body, blobs: entries, packID: id, key: repo.keys.metadataSealing,
+            targetSize: Int(repo.config.packTargetSize), random: random)
         try await repo.storage.write(ObjectName(.data, id.hex), body)
         return IndexFile.Pack(id: id, length: UInt64(body.count), blobs: entries)
     }

@@ -38,6 +38,12 @@ import Testing
         v.append(("fastcdc-lengths", lengths.map(String.init).joined(separator: ",")))
 
         v.append(("padme", [1, 9, 100, 1000, 4096, 65_537, 1_000_000, 16_777_217].map { "\($0)→\(Padme.paddedLength($0))" }.joined(separator: ",")))
+        v.append(("pack-padding", [1000, 65_537, 1_000_000, 9_000_000, 16_777_215, 16_777_216, 16_777_217].map {
+            "\($0)→\(PackFormat.paddedLength(unpadded: $0, targetSize: 16 << 20))"
+        }.joined(separator: ",")))
+        v.append(("index-padding", [100, 4096, 4097, 45_000, 1_000_000].map {
+            "\($0)→\(ObjectPadding.forKind(.index).paddedLength($0))"
+        }.joined(separator: ",")))
 
         let rk = RecoveryKey(secret: SecureBytes(copying: (0..<24).map { UInt8($0 * 11 & 0xff) }))
         v.append(("recovery-key-display", rk.singleLine))
@@ -73,7 +79,7 @@ import Testing
         let packID = PackID(bytes: [UInt8](repeating: 0xab, count: 32))
         var pack = envelope
         let packed = PackedBlob(handle: handle, offset: 0, length: UInt32(envelope.count), rawLength: UInt32(blobText.count))
-        PackFormat.finish(body: &pack, blobs: [packed], packID: packID, key: k.metadataSealing, random: random())
+        PackFormat.finish(body: &pack, blobs: [packed], packID: packID, key: k.metadataSealing, targetSize: 0, random: random())
         v.append(("pack", Hex.encode(pack)))
 
         let index = IndexFile(packs: [IndexFile.Pack(id: packID, length: UInt64(pack.count), blobs: [packed])])

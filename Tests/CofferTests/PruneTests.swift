@@ -127,7 +127,9 @@ import Testing
             _ = try await backup(repo, dir)
             // What an interrupted backup leaves: a stored pack no index names.
             var body: [UInt8] = []
-            PackFormat.finish(body: &body, blobs: [], packID: Fixture.id(0x77), key: repo.keys.metadataSealing, random: SystemRandom())
+            PackFormat.finish(
+                body: &body, blobs: [], packID: Fixture.id(0x77), key: repo.keys.metadataSealing,
+                targetSize: Int(repo.config.packTargetSize), random: SystemRandom())
             try await repo.storage.write(ObjectName(.data, Fixture.id(0x77, PackID.self).hex), body)
             let report = try await repo.prune()
             #expect(report.packsUnreferenced == 1)

@@ -142,6 +142,36 @@ import Testing
     }
 }
 
+@Suite struct SizeBucketTests {
+    @Test func lengthsBecomePowersOfTwoAboveTheMinimum() {
+        #expect(SizeBucket.paddedLength(0, minimum: 4096) == 4096)
+        #expect(SizeBucket.paddedLength(4096, minimum: 4096) == 4096)
+        #expect(SizeBucket.paddedLength(4097, minimum: 4096) == 8192)
+        #expect(SizeBucket.paddedLength(1_000_000, minimum: 4096) == 1 << 20)
+        for n in 1...70_000 {
+            let p = SizeBucket.paddedLength(n, minimum: 1)
+            #expect(p >= n && p < 2 * n && p.nonzeroBitCount == 1)
+            if p < n || p >= 2 * n { break }
+        }
+    }
+
+    @Test func indexObjectsAreBucketedOtherKindsArePadme() throws {
+        let key = Fixture.keys().metadataSealing
+        let id = Raw256(Fixture.bytes(32, seed: 21))
+        // 45 bytes a blob: a day that added 400 blobs and one that added 600 look the same.
+        var indexLengths: Set<Int> = []
+        for blobs in [400, 500, 600] {
+            let payload = Fixture.bytes(blobs * 45, seed: 3)
+            let stored = SealedObject.seal(payload, kind: .index, id: id, key: key, random: SystemRandom())
+            #expect(try SealedObject.open(stored, kind: .index, id: id, key: key) == payload)
+            indexLengths.insert(stored.count)
+        }
+        #expect(indexLengths == [32 << 10])
+        let snapshot = SealedObject.seal(Fixture.bytes(300 * 45, seed: 3), kind: .snapshot, id: id, key: key, random: SystemRandom())
+        #expect(snapshot.count == Padme.paddedLength(SealedObject.fixedOverhead + 300 * 45))
+    }
+}
+
 @Suite struct PadmeTests {
     /// Values from the Padmé definition (also listed in FORMAT.md §13).
     @Test func knownValues() {

@@ -12,8 +12,9 @@ public struct PackedBlob: Sendable, Equatable {
 }
 
 /// Pack files (FORMAT.md §7): `envelope₀ ‖ … ‖ envelopeₙ₋₁ ‖ sealed header ‖ sealed trailer`.
-/// The header lists the blobs and is padded so that the whole pack has a Padmé length; the
-/// fixed-size trailer holds the header's length. Storage learns only the padded total.
+/// The header lists the blobs and is padded so that the whole pack has the length
+/// `paddedLength(unpadded:targetSize:)` gives; the fixed-size trailer holds the header's length.
+/// Storage learns only the padded total.
 public enum PackFormat {
     public static let version: UInt8 = 1
     static let headerLabel = Array("coffer-pack-header-v1".utf8)
@@ -30,9 +31,25 @@ public enum PackFormat {
         case malformed(String)
     }
 
+    /// The smallest stored length of a pack under its target size.
+    public static let minimumPartialPackLength = 64 << 10
+
+    /// The stored length of a pack whose envelopes, header and trailer take `unpadded` bytes
+    /// (FORMAT.md §7.3). A pack that reached the target holds about the target's worth of
+    /// blobs whatever was backed up, so Padmé's few percent suffice. A pack under the target is
+    /// the last, partly filled one of a backup (or of a prune's repacking): its length would
+    /// measure how much that backup added, so it is padded to a power of two (at least 64 KiB),
+    /// and never past the target, which keeps it no longer than a full pack.
+    public static func paddedLength(unpadded: Int, targetSize: Int) -> Int {
+        guard unpadded < targetSize else { return Padme.paddedLength(unpadded) }
+        return min(SizeBucket.paddedLength(unpadded, minimum: minimumPartialPackLength), targetSize)
+    }
+
     /// Seals the header and trailer for blobs already laid out in `body`; appends them to it.
+    /// `targetSize` is the repository's pack target (the config's), which decides the padding.
     public static func finish(
-        body: inout [UInt8], blobs: [PackedBlob], packID: PackID, key: SealingKey, random: any RandomSource
+        body: inout [UInt8], blobs: [PackedBlob], packID: PackID, key: SealingKey, targetSize: Int,
+        random: any RandomSource
     ) {
         var header = ByteWriter(capacity: 16 + blobs.count * headerEntrySize)
         header.u8(version)
@@ -44,7 +61,7 @@ public enum PackFormat {
             header.u32(b.rawLength)
         }
         let unpadded = body.count + header.bytes.count + XChaCha20Poly1305.overhead + trailerSize
-        header.raw(repeatElement(0, count: Padme.paddedLength(unpadded) - unpadded))
+        header.raw(repeatElement(0, count: paddedLength(unpadded: unpadded, targetSize: targetSize) - unpadded))
         let headerLength = header.bytes.count + XChaCha20Poly1305.overhead
         XChaCha20Poly1305.seal(
             header.bytes, authenticating: headerLabel + packID.bytes, key: key.secret,

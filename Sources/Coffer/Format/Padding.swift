@@ -12,3 +12,15 @@ public enum Padme {
         return (length + mask) & ~mask
     }
 }
+
+/// Coarse size buckets (FORMAT.md §7.3) for the objects whose length would otherwise measure
+/// what one backup added: the partly filled packs a backup closes at its end, and index objects
+/// (about 45 bytes per blob). A length becomes the next power of two, and at least `minimum`,
+/// so an observer learns only ⌊log2⌋ of it — a factor of two, where Padmé gives a few percent.
+public enum SizeBucket {
+    public static func paddedLength(_ length: Int, minimum: Int) -> Int {
+        let floor = max(length, minimum, 1)
+        guard floor > 1 else { return 1 }
+        return 1 << (Int.bitWidth - (floor - 1).leadingZeroBitCount)
+    }
+}

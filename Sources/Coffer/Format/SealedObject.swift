@@ -10,8 +10,9 @@ public enum SealedKind: UInt8, Sendable {
 
 /// The envelope of every metadata object:
 /// `version ‖ nonce ‖ XChaCha20-Poly1305(compression ‖ length ‖ payload ‖ zero padding) ‖ tag`,
-/// with associated data `"coffer-object-v1" ‖ version ‖ kind ‖ id`, padded (Padmé) so the stored
-/// length reveals little of the payload's.
+/// with associated data `"coffer-object-v1" ‖ version ‖ kind ‖ id`, padded so the stored
+/// length reveals little of the payload's: Padmé, or a power-of-two bucket for index objects
+/// (`ObjectPadding.forKind`).
 public enum SealedObject {
     public static let version: UInt8 = 1
     static let label = Array("coffer-object-v1".utf8)
@@ -39,7 +40,7 @@ public enum SealedObject {
             }
         }
         let unpadded = fixedOverhead + body.count
-        let padding = Padme.paddedLength(unpadded) - unpadded
+        let padding = ObjectPadding.forKind(kind).paddedLength(unpadded) - unpadded
         var plain = ByteWriter(capacity: body.count + 5 + padding)
         plain.u8(compression)
         plain.u32(UInt32(body.count))
@@ -83,5 +84,27 @@ public enum SealedObject {
 
     static func associatedData(kind: SealedKind, id: Raw256) -> [UInt8] {
         label + [version, kind.rawValue] + id.bytes
+    }
+}
+
+/// How a sealed object's stored length is rounded (FORMAT.md §6, §7.3).
+public enum ObjectPadding: Sendable, Equatable {
+    case padme
+    /// A power of two, at least `minimum` bytes.
+    case bucket(minimum: Int)
+
+    /// Index objects grow by about 45 bytes per blob, so a Padmé length would count the blobs a
+    /// backup added (with one chunk per SQLite page: the pages of the chat database that
+    /// changed that day). They get coarse buckets; every other kind's size does not follow the
+    /// data, and Padmé's few percent suffice.
+    public static func forKind(_ kind: SealedKind) -> ObjectPadding {
+        kind == .index ? .bucket(minimum: 4096) : .padme
+    }
+
+    public func paddedLength(_ length: Int) -> Int {
+        switch self {
+        case .padme: Padme.paddedLength(length)
+        case .bucket(let minimum): SizeBucket.paddedLength(length, minimum: minimum)
+        }
     }
 }

@@ -110,22 +110,52 @@ final class PackAssembler: @unchecked Sendable {
     }
 
     /// Writes every partly filled pack and the index object for the packs not yet indexed.
+    /// The open data packs are merged first: each partly filled pack is padded to a power of
+    /// two (FORMAT.md §7.3), so one such pack instead of three costs a third of the padding.
     func flush() async throws {
+        let target = Int(repository.config.packTargetSize)
         let rest: [OpenPack] = lock.withLock {
             defer {
                 openData = openData.map { _ in OpenPack() }
                 openTree = OpenPack()
             }
-            return (openData + [openTree]).filter { !$0.blobs.isEmpty }
+            return Self.merge(openData, target: target) + [openTree].filter { !$0.blobs.isEmpty }
         }
         for pack in rest { try await write(pack, indexAfter: Int.max) }
         try await writeIndex(lock.withLock { defer { unindexed = [] }; return unindexed })
     }
 
+    /// Concatenates the blobs of `packs` into as few packs as the target allows: each output
+    /// pack is closed once it reaches the target, as `add` would close it.
+    private static func merge(_ packs: [OpenPack], target: Int) -> [OpenPack] {
+        var out: [OpenPack] = []
+        var current = OpenPack()
+        for pack in packs where !pack.blobs.isEmpty {
+            let base = UInt32(current.body.count)
+            if current.body.isEmpty {
+                current.body = pack.body
+                current.blobs = pack.blobs
+            } else {
+                current.body.append(contentsOf: pack.body)
+                current.blobs += pack.blobs.map {
+                    PackedBlob(handle: $0.handle, offset: $0.offset + base, length: $0.length, rawLength: $0.rawLength)
+                }
+            }
+            if current.body.count >= target {
+                out.append(current)
+                current = OpenPack()
+            }
+        }
+        if !current.blobs.isEmpty { out.append(current) }
+        return out
+    }
+
     private func write(_ pack: OpenPack, indexAfter threshold: Int = packsPerIndex) async throws {
         var body = pack.body
         let id = PackID(bytes: repository.random.bytes(32))
-        PackFormat.finish(body: &body, blobs: pack.blobs, packID: id, key: repository.keys.metadataSealing, random: repository.random)
+        PackFormat.finish(
+            body: &body, blobs: pack.blobs, packID: id, key: repository.keys.metadataSealing,
+            targetSize: Int(repository.config.packTargetSize), random: repository.random)
         if !dryRun {
             try await repository.storage.write(ObjectName(.data, id.hex), body)
             // Tree blobs are written through to the cache, as their envelopes are stored.
