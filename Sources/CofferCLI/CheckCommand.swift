@@ -12,8 +12,9 @@ struct CheckCommand: AsyncParsableCommand {
             and opens every blob (seal, decompression and keyed id); --read-data-subset reads part \
             of them: n/m takes the n-th of m groups of packs chosen by pack id (run 1/m … m/m over \
             time to cover everything), P% a random share. Packs no index names (left by an \
-            interrupted backup) are reported as warnings; prune removes them. Exit code 1 when \
-            errors are found.
+            interrupted backup) are reported as warnings; prune removes them. When errors are \
+            found, check says which `coffer repair index` to run before backing up the same \
+            files again. Exit code 1 when errors are found.
             """)
 
     @OptionGroup var options: RepositoryOptions
@@ -65,8 +66,22 @@ struct CheckCommand: AsyncParsableCommand {
                 } else if errors > 0 {
                     Output.error("\(errors) \(errors == 1 ? "error" : "errors") found")
                 }
+                if let repair = report.repair { Output.error(Self.advice(repair)) }
             }
             if errors > 0 { throw ExitCode(1) }
+        }
+    }
+
+    /// What to run for the problems found.
+    static func advice(_ repair: CheckRepair) -> String {
+        "to repair: run `\(command(repair))`, then back up the same files again (what is still on disk is stored again), then `coffer check --read-data`; snapshots whose data is lost for good keep failing until they are forgotten"
+    }
+
+    static func command(_ repair: CheckRepair) -> String {
+        switch repair {
+        case .rebuildIndex: return "coffer repair index"
+        case .rebuildIndexFromAllHeaders: return "coffer repair index --read-all-packs"
+        case .rebuildIndexReadingData: return "coffer repair index --read-data"
         }
     }
 
@@ -125,6 +140,8 @@ struct CheckJSON: Encodable {
     }
 
     let ok: Bool
+    /// The command that repairs what was found, if any.
+    let repair: String?
     let errors: Int
     let warnings: Int
     let readData: Bool
@@ -135,6 +152,7 @@ struct CheckJSON: Encodable {
 
     init(_ r: CheckReport, options: CheckOptions) {
         errors = r.errors.count
+        repair = r.repair.map { CheckCommand.command($0) }
         warnings = r.warnings.count
         ok = errors == 0
         readData = options.readData || options.subset != nil

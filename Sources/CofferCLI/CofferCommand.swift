@@ -21,7 +21,7 @@ struct CofferCommand: AsyncParsableCommand {
         version: CofferVersion.string,
         subcommands: [
             InitCommand.self, BackupCommand.self, SnapshotsCommand.self, LsCommand.self, RestoreCommand.self, CheckCommand.self,
-            DumpCommand.self, DiffCommand.self, KeyCommand.self, ForgetCommand.self, PruneCommand.self, StatsCommand.self, UnlockCommand.self, VersionCommand.self,
+            DumpCommand.self, DiffCommand.self, KeyCommand.self, ForgetCommand.self, PruneCommand.self, RepairCommand.self, StatsCommand.self, UnlockCommand.self, VersionCommand.self,
         ])
 }
 

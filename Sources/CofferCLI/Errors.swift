@@ -33,7 +33,21 @@ enum ErrorReporting {
         case let e as KeySlot.Failure:
             if case .kdf(let f) = e { return "key derivation failed (\(f)): not enough memory?" }
             return "wrong password or key"
+        case let e as PruneError: return "\(e); \(advice(for: e))"
+        case let e as RepairError:
+            if case .deleteFailed = e { return "\(e): run `coffer repair index` again to finish" }
+            return "\(e)"
         default: return "\(error)"
+        }
+    }
+
+    /// What to type after prune refused or stopped.
+    static func advice(for error: PruneError) -> String {
+        let backUpAgain = "then back up the same files again so that what is still on disk is stored again (`coffer check` names the snapshots that use what is lost)"
+        switch error {
+        case .missingBlobs, .snapshotUnreadable: return "run `coffer repair index`, \(backUpAgain)"
+        case .blobDamaged: return "run `coffer repair index --read-data`, \(backUpAgain)"
+        case .deleteFailed: return "run `coffer prune` again to finish"
         }
     }
 

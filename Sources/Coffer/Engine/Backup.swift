@@ -104,10 +104,11 @@ extension Repository {
         // (a cheap listing), on a remote one only when this machine's cache says a run did not
         // finish, so a daily backup does not list every pack.
         let run = request.dryRun ? nil : cache?.beginBackup()
+        // The same listing shows which indexed packs are lost: their blobs are stored again.
         var resumed: [IndexFile.Pack] = []
         let looksForUnindexed = !request.dryRun && (cache == nil || storage is LocalStorage || run?.earlier.isEmpty == false)
         if looksForUnindexed {
-            resumed = try await unindexedPacks(known: index)
+            resumed = try await surveyStoredPacks(&index).unindexed
             for pack in resumed { index.add(pack) }
         }
         // Nothing that references data (an index, the snapshot) is written unless the lock

@@ -193,6 +193,41 @@ public struct CheckReport: Sendable {
     public var hasErrors: Bool { problems.contains(where: \.isError) }
 }
 
+/// How the problems a check found can be repaired, as far as a repair can: the index rebuilt
+/// from the packs in storage, after which a backup of the same files stores again what was lost.
+public enum CheckRepair: Int, Sendable, Comparable {
+    /// Packs are missing or of the wrong size, blobs are in no index, index objects are damaged
+    /// or disagree: rebuild the index from the packs the index does not describe.
+    case rebuildIndex
+    /// A pack's trailer or header does not open or disagrees with the index: rebuild it
+    /// reading every pack's header.
+    case rebuildIndexFromAllHeaders
+    /// Blobs are damaged: rebuild it reading every pack in full, salvaging damaged packs.
+    case rebuildIndexReadingData
+
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+}
+
+extension CheckProblem {
+    /// The repair this problem calls for; nil for problems a repair of the index cannot fix
+    /// (an unreadable listing is retried, a damaged snapshot or key slot is not in the index).
+    public var repair: CheckRepair? {
+        switch (kind, subject) {
+        case (.damaged, _): return .rebuildIndexReadingData
+        case (.headerMismatch, _), (.tampered, .pack), (.malformed, .pack): return .rebuildIndexFromAllHeaders
+        case (.missing, .pack), (.sizeMismatch, _), (.notInIndex, _), (.indexConflict, _), (.tampered, .index), (.malformed, .index):
+            return .rebuildIndex
+        case (.malformed, .blob): return .rebuildIndexReadingData
+        default: return nil
+        }
+    }
+}
+
+extension CheckReport {
+    /// The most thorough repair any problem found calls for.
+    public var repair: CheckRepair? { problems.compactMap(\.repair).max() }
+}
+
 public struct CheckProgress: Sendable {
     public enum Phase: String, Sendable {
         case index, packs, snapshots, readData = "read data"

@@ -36,14 +36,27 @@ public struct PruneReport: Sendable, Codable {
 
 public enum PruneError: Error, CustomStringConvertible {
     case missingBlobs(count: Int, example: BlobHandle, damagedPacks: [PackID])
-    case deleteFailed([String])
+    /// A snapshot's trees cannot all be read, so what it uses is unknown.
+    case snapshotUnreadable(SnapshotID, detail: String)
+    /// A blob prune must copy into a new pack does not open.
+    case blobDamaged(BlobHandle, pack: PackID, detail: String)
+    /// The new index is complete; some old objects are still there.
+    case deleteFailed([String], packsKept: Int)
+
     public var description: String {
         switch self {
         case .missingBlobs(let n, let e, let damaged):
             let packs = damaged.isEmpty ? "" : " (indexed packs missing or of the wrong size: \(damaged.map(\.short).joined(separator: ", ")))"
-            return "\(n) blobs used by snapshots are in no usable pack (e.g. \(e))\(packs); nothing was deleted — run `coffer check`"
-        case .deleteFailed(let failures):
-            return "the new index is written, but \(failures.count) old objects could not be deleted (\(failures.prefix(3).joined(separator: "; "))); run prune again"
+            return "\(n) blobs used by snapshots are in no usable pack (e.g. \(e))\(packs); nothing was deleted"
+        case .snapshotUnreadable(let id, let detail):
+            return "snapshot \(id.short) cannot be read completely (\(detail)), so the data it uses is unknown; nothing was deleted"
+        case .blobDamaged(let h, let pack, let detail):
+            return "\(h) in pack \(pack.short), which is being rewritten, is damaged (\(detail)); nothing was deleted"
+        case .deleteFailed(let failures, let kept):
+            var parts: [String] = []
+            if !failures.isEmpty { parts.append("\(failures.count) deletions failed (\(failures.prefix(3).joined(separator: "; ")))") }
+            if kept > 0 { parts.append("\(kept) packs an old index object may still name were kept") }
+            return "the new index is written, but " + parts.joined(separator: "; ") + "; nothing is lost, and the next prune finishes the job"
         }
     }
 }
@@ -64,49 +77,59 @@ extension Repository {
     /// packs with much unused data and small packs are rewritten, then a new index is written,
     /// and only then are the old index objects and packs deleted. Holds an exclusive lock.
     public func prune(_ options: PruneOptions = PruneOptions(), progress: (@Sendable (String) -> Void)? = nil) async throws -> PruneReport {
-        try await withLock(exclusive: true, waitNanos: options.lockWaitNanos) {
-            try await runPrune(options, progress: progress)
+        try await withLock(exclusive: true, waitNanos: options.lockWaitNanos) { lock in
+            try await runPrune(options, lock: lock, progress: progress)
         }
     }
 
-    private func runPrune(_ options: PruneOptions, progress: (@Sendable (String) -> Void)?) async throws -> PruneReport {
+    private func runPrune(_ options: PruneOptions, lock: RepositoryLock, progress: (@Sendable (String) -> Void)?) async throws -> PruneReport {
         var report = PruneReport()
         report.dryRun = options.dryRun
         progress?("loading index")
-        var indexNames: [ObjectName] = []
+        // Which packs each index object names: a pack goes only once none of them is left.
+        var indexObjects: [ObjectName: Set<PackID>] = [:]
         var packs: [PackID: IndexFile.Pack] = [:]
         var index = MasterIndex()
         for object in try await storage.list(.index) {
             guard let id = IndexID(hex: object.name.name) else { continue }
-            let payload = try await loadSealed(kind: .index, name: object.name, id: id.raw)
-            let file: IndexFile
-            do { file = try IndexFile(decoding: payload, name: id.short) } catch {
-                throw RepositoryError.malformed(object.name, detail: "\(error)")
-            }
-            indexNames.append(object.name)
+            let file = try await loadIndexFile(object.name, id: id)
+            indexObjects[object.name] = Set(file.packs.map(\.id))
             index.add(file)
             for p in file.packs where packs[p.id] == nil { packs[p.id] = p }
         }
         let stored = try await storage.list(.data)
         // Only packs that are really there, at their indexed length, may supply a blob: a used
-        // blob must never be "kept" in a missing pack while its good copy is deleted.
+        // blob must never be "kept" in a missing pack while its good copy is deleted, and trees
+        // are read from a copy that exists.
         let storedSizes = Dictionary(stored.map { ($0.name.name, $0.size) }, uniquingKeysWith: { a, _ in a })
         let unusable = packs.values.filter { storedSizes[$0.id.hex] != Int($0.length) }
         for p in unusable { packs[p.id] = nil }
+        index.removePacks(unusable.map(\.id))
         report.packsBefore = stored.count
         report.bytesBefore = stored.reduce(0) { $0 + UInt64($1.size) }
-        let unreferenced = stored.filter { PackID(hex: $0.name.name).map { packs[$0] == nil } ?? false }
+        let unusableIDs = Set(unusable.map(\.id))
+        let unreferenced = stored.compactMap { PackID(hex: $0.name.name) }.filter { packs[$0] == nil && !unusableIDs.contains($0) }
         report.packsUnreferenced = unreferenced.count
 
         progress?("finding used blobs")
         var reach = Reachability()
-        for (_, snapshot) in try await snapshots() { try await reach.add(snapshot, repository: self, index: index) }
+        for (id, snapshot) in try await snapshots() {
+            do { try await reach.add(snapshot, repository: self, index: index) } catch let e as CancellationError {
+                throw e
+            } catch let e as RepositoryError {
+                switch e {
+                case .missingObject, .blobDamaged, .blobNotInIndex, .malformed, .tampered:
+                    throw PruneError.snapshotUnreadable(id, detail: "\(e)")
+                default: throw e
+                }
+            }
+        }
         var unclaimed = reach.used
         report.blobsUsed = unclaimed.count
 
         var plans = Self.planPacks(packs.values.sorted { $0.id < $1.id }, unclaimed: &unclaimed, options: options, packTarget: Int(config.packTargetSize))
         if let example = unclaimed.first {
-            throw PruneError.missingBlobs(count: unclaimed.count, example: example, damagedPacks: unusable.map(\.id))
+            throw PruneError.missingBlobs(count: unclaimed.count, example: example, damagedPacks: unusable.map(\.id).sorted())
         }
         report.unusedBytesBefore = plans.reduce(0) { $0 + $1.unusedBytes }
         report.blobsRemoved = plans.reduce(0) { $0 + ($1.action == .keep ? 0 : $1.pack.blobs.count - $1.keep.count) }
@@ -115,7 +138,10 @@ extension Repository {
         report.unusedBytesAfter = plans.filter { $0.action == .keep }.reduce(0) { $0 + $1.unusedBytes }
         let keptBytes = plans.filter { $0.action == .keep }.reduce(UInt64(0)) { $0 + $1.pack.length }
         let repackedPayload = plans.filter { $0.action == .repack }.reduce(UInt64(0)) { $0 + $1.usedBytes }
-        if options.dryRun || (report.packsDeleted == 0 && report.packsRepacked == 0 && unreferenced.isEmpty) {
+        // Truncated or extended packs go too, once no index names them: their blobs were found
+        // elsewhere. Missing packs need no delete, but a new index that no longer names them.
+        let truncated = unusable.filter { storedSizes[$0.id.hex] != nil }.map(\.id)
+        if options.dryRun || (report.packsDeleted == 0 && report.packsRepacked == 0 && unreferenced.isEmpty && unusable.isEmpty) {
             report.bytesAfter = keptBytes + repackedPayload
             if !options.dryRun { report.bytesAfter = report.bytesBefore }
             return report
@@ -128,17 +154,20 @@ extension Repository {
         let decompressor = ZstdDecompressor()
         for plan in plans where plan.action == .repack {
             let name = ObjectName(.data, plan.pack.id.hex)
-            let bytes = try await storage.read(name)
+            let bytes: [UInt8]
+            do { bytes = try await storage.read(name) } catch StorageError.notFound {
+                throw PruneError.missingBlobs(count: plan.keep.count, example: plan.keep[0].handle, damagedPacks: [plan.pack.id])
+            }
             for blob in plan.keep {
                 let end = Int(blob.offset) + Int(blob.length)
                 guard end <= bytes.count else {
-                    throw RepositoryError.blobDamaged(blob.handle, pack: plan.pack.id, detail: "pack truncated; nothing was deleted")
+                    throw PruneError.blobDamaged(blob.handle, pack: plan.pack.id, detail: "the pack ends at byte \(bytes.count), before the blob")
                 }
                 let envelope = bytes[Int(blob.offset)..<end]
                 do {
                     _ = try BlobEnvelope.open(envelope, handle: blob.handle, rawLength: Int(blob.rawLength), keys: keys, decompressor: decompressor)
                 } catch {
-                    throw RepositoryError.blobDamaged(blob.handle, pack: plan.pack.id, detail: "\(error); nothing was deleted")
+                    throw PruneError.blobDamaged(blob.handle, pack: plan.pack.id, detail: Checker.describe(error))
                 }
                 try await assembler.storeSealed(blob.handle, envelope: envelope, rawLength: blob.rawLength)
             }
@@ -146,31 +175,20 @@ extension Repository {
         // 2. The new index: rewritten packs (written by the assembler as it goes) plus every kept pack.
         try await assembler.flush()
         report.packsWritten = assembler.packsWritten
+        var written = Set(assembler.indexObjectsWritten)
         let kept = plans.filter { $0.action == .keep }.map(\.pack)
-        for batch in Self.batches(kept, maxBlobs: 65_536) { _ = try await saveIndex(IndexFile(packs: batch)) }
-        // 3. Only now delete what the new index no longer needs: old index objects, then packs.
-        //    Ctrl-C is honoured up to here; from here on the deletions run to the end.
-        try Task.checkCancellation()
-        progress?("deleting \(indexNames.count) old index objects and \(report.packsDeleted + report.packsRepacked + unreferenced.count) packs")
-        report.indexObjectsReplaced = indexNames.count
+        for batch in Self.batches(kept, maxBlobs: 65_536) { written.insert(try await saveIndexObject(IndexFile(packs: batch)).name) }
+        // 3. Only now delete what the new index no longer needs: old index objects, then the
+        //    packs no remaining index object names. Ctrl-C is honoured up to here.
+        report.indexObjectsReplaced = indexObjects.count
         plans.removeAll { $0.action == .keep }
-        // Truncated packs no longer named by the new index go too: their blobs were found elsewhere.
-        let truncated = unusable.filter { storedSizes[$0.id.hex] != nil }.map { ObjectName(.data, $0.id.hex) }
-        let doomed = plans.map { ObjectName(.data, $0.pack.id.hex) } + unreferenced.map(\.name) + truncated
-        let storage = self.storage
-        let staleIndexes = indexNames
-        let (failures, bytesAfter) = try await withoutCancellation { () async throws -> ([String], UInt64) in
-            var failures: [String] = []
-            for name in staleIndexes {
-                do { try await storage.delete(name) } catch { failures.append("\(name): \(error)") }
-            }
-            for name in doomed {
-                do { try await storage.delete(name) } catch StorageError.notFound {} catch { failures.append("\(name): \(error)") }
-            }
-            return (failures, try await storage.list(.data).reduce(0) { $0 + UInt64($1.size) })
+        let doomed = plans.map(\.pack.id) + unreferenced + truncated
+        progress?("deleting \(indexObjects.count) old index objects and \(doomed.count) packs")
+        let outcome = try await replaceIndex(old: indexObjects, written: written, doomed: doomed) { try await lock.ensureHeld() }
+        report.bytesAfter = (try? await storage.list(.data))?.reduce(0) { $0 + UInt64($1.size) } ?? report.bytesBefore
+        if !outcome.failures.isEmpty || outcome.packsKept > 0 {
+            throw PruneError.deleteFailed(outcome.failures, packsKept: outcome.packsKept)
         }
-        report.bytesAfter = bytesAfter
-        if !failures.isEmpty { throw PruneError.deleteFailed(failures) }
         return report
     }
 

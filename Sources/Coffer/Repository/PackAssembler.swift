@@ -46,6 +46,9 @@ final class PackAssembler: @unchecked Sendable {
     var blobsAdded: UInt64 { lock.withLock { _blobsAdded } }
     var bytesAdded: UInt64 { lock.withLock { _bytesAdded } }
     var packsWritten: Int { lock.withLock { _packsWritten } }
+    private var _indexObjectsWritten: [ObjectName] = []
+    /// The index objects written so far (prune and repair must know their new index).
+    var indexObjectsWritten: [ObjectName] { lock.withLock { _indexObjectsWritten } }
 
     init(repository: Repository, dryRun: Bool, openDataPacks: Int = backupOpenDataPacks, beforeIndex: (@Sendable () async throws -> Void)? = nil) {
         self.beforeIndex = beforeIndex
@@ -181,7 +184,10 @@ final class PackAssembler: @unchecked Sendable {
     private func writeIndex(_ packs: [IndexFile.Pack]) async throws {
         guard !packs.isEmpty, !dryRun else { return }
         try await beforeIndex?()
-        let size = try await repository.saveIndex(IndexFile(packs: packs))
-        lock.withLock { _bytesStored += UInt64(size) }
+        let (name, size) = try await repository.saveIndexObject(IndexFile(packs: packs))
+        lock.withLock {
+            _bytesStored += UInt64(size)
+            _indexObjectsWritten.append(name)
+        }
     }
 }

@@ -3,8 +3,25 @@ import CofferCrypto
 extension Repository {
     /// Reads one blob through the index, opens its seal, decompresses it and checks its keyed
     /// id: what comes back is exactly what was stored, or an error naming the blob and pack.
+    /// A blob indexed in several packs is read from the next copy when one is missing or damaged;
+    /// the error is the first copy's.
     public func loadBlob(_ handle: BlobHandle, index: MasterIndex, decompressor: ZstdDecompressor = ZstdDecompressor()) async throws -> [UInt8] {
-        guard let entry = index.lookup(handle) else { throw RepositoryError.blobNotInIndex(handle) }
+        let entries = index.locations(handle)
+        guard !entries.isEmpty else { throw RepositoryError.blobNotInIndex(handle) }
+        var firstError: (any Error)? = nil
+        for entry in entries {
+            do {
+                return try await loadBlob(handle, at: entry, decompressor: decompressor)
+            } catch let e as CancellationError {
+                throw e
+            } catch {
+                if firstError == nil { firstError = error }
+            }
+        }
+        throw firstError!
+    }
+
+    private func loadBlob(_ handle: BlobHandle, at entry: IndexEntry, decompressor: ZstdDecompressor) async throws -> [UInt8] {
         let cacheKey = MetadataCache.treeKey(pack: entry.pack, offset: entry.offset, length: entry.length)
         if handle.type == .tree, let cache, let cached = cache.get("trees", cacheKey) {
             if let plain = try? BlobEnvelope.open(cached[...], handle: handle, rawLength: Int(entry.rawLength), keys: keys, decompressor: decompressor) {
@@ -85,12 +102,20 @@ extension Repository {
                     let first = entries[run[0]]
                     let start = run.map { Int(entries[$0].offset) }.min()!
                     let end = run.map { Int(entries[$0].offset) + Int(entries[$0].length) }.max()!
-                    let bytes = try await self.readPack(first.pack, start..<end, for: handles[run[0]])
                     let decompressor = ZstdDecompressor()
-                    return try run.map { p in
-                        let e = entries[p]
-                        let from = Int(e.offset) - start
-                        return (p, try self.openEnvelope(bytes[from..<from + Int(e.length)], handle: handles[p], entry: e, decompressor: decompressor))
+                    do {
+                        let bytes = try await self.readPack(first.pack, start..<end, for: handles[run[0]])
+                        return try run.map { p in
+                            let e = entries[p]
+                            let from = Int(e.offset) - start
+                            return (p, try self.openEnvelope(bytes[from..<from + Int(e.length)], handle: handles[p], entry: e, decompressor: decompressor))
+                        }
+                    } catch let error where !(error is CancellationError) {
+                        // Blobs with another copy are read one by one, each from a copy that works.
+                        guard run.contains(where: { index.locations(handles[$0]).count > 1 }) else { throw error }
+                        var out: [(Int, [UInt8])] = []
+                        for p in run { out.append((p, try await self.loadBlob(handles[p], index: index, decompressor: decompressor))) }
+                        return out
                     }
                 }
             }

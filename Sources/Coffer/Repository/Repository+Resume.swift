@@ -1,18 +1,44 @@
 import CofferCrypto
 
+/// What one listing of data/ taught a backup about the index it loaded.
+struct StoredPackSurvey {
+    /// Packs an interrupted backup stored that no index names, read from their own headers.
+    var unindexed: [IndexFile.Pack] = []
+    /// Indexed packs that are not in storage, or not at their indexed length: lost or damaged.
+    var unusable: [PackID] = []
+}
+
 extension Repository {
-    /// Packs in storage that no index names: those a backup uploaded before it was interrupted
-    /// (killed, crashed, or stopped by an error) and before the index object that would have
-    /// named them. Each pack's own sealed header lists its blobs, so the next backup reuses
-    /// them instead of uploading the same data again. A pack whose header does not open under
-    /// this repository's key is left alone (check reports it, prune deletes it).
+    /// Compares the index with a listing of data/ (made after the index was loaded, so every
+    /// pack it names was stored before the listing): drops the packs that are gone or have the
+    /// wrong length from `index`, so that no blob is deduplicated against a copy that no longer
+    /// exists (the backup stores it again), and finds the packs no index names: those a backup
+    /// uploaded before it was interrupted (killed, crashed, or stopped by an error) and before
+    /// the index object that would have named them. Each pack's own sealed header lists its
+    /// blobs, so the next backup reuses them instead of uploading the same data again. A pack
+    /// whose header does not open under this repository's key is left alone (check reports it,
+    /// prune deletes it).
     ///
     /// A storage failure (not a bad header) fails the backup rather than silently leaving packs
     /// behind, as the marker of the unfinished run would be cleared.
-    func unindexedPacks(known index: MasterIndex) async throws -> [IndexFile.Pack] {
-        let candidates = try await storage.list(.data).filter { object in
-            PackID(hex: object.name.name).map { index.packs[$0] == nil } ?? false
+    func surveyStoredPacks(_ index: inout MasterIndex) async throws -> StoredPackSurvey {
+        let listed = try await storage.list(.data)
+        var sizes: [PackID: Int] = [:]
+        for object in listed { if let id = PackID(hex: object.name.name) { sizes[id] = object.size } }
+        var survey = StoredPackSurvey()
+        survey.unusable = index.packs.compactMap { id, length in sizes[id].map { UInt64($0) == length } == true ? nil : id }
+        let indexed = index.packs
+        index.removePacks(survey.unusable)
+        let candidates = listed.filter { object in
+            PackID(hex: object.name.name).map { indexed[$0] == nil } ?? false
         }
+        survey.unindexed = try await readHeaders(of: candidates)
+        return survey
+    }
+
+    /// The packs among `candidates` whose headers open, as index entries; packs whose header
+    /// is damaged or that vanished are left out, storage failures are thrown.
+    func readHeaders(of candidates: [StoredObject]) async throws -> [IndexFile.Pack] {
         var found: [IndexFile.Pack] = []
         // Two small range reads per pack: a few at a time hides a remote backend's latency.
         try await withThrowingTaskGroup(of: IndexFile.Pack?.self) { group in
