@@ -241,12 +241,13 @@ import Testing
         // Storage replaces the vault slot with one for the same account on its own server.
         let listener = try RecordingListener()
         try FileManager.default.removeItem(atPath: keys + "/" + vaultSlot)
-        try VaultTrustTests.plantVaultSlot(in: f.box.repo, url: listener.url, account: f.account)
+        let planted = try VaultTrustTests.plantVaultSlot(in: f.box.repo, url: listener.url, account: f.account)
         let r = try f.open(password: f.box.password)
         #expect(r.exitedNormally && r.status != 0, "\(r.diagnostics)")
         #expect(r.err.contains(listener.url) && r.err.contains("--trust-vault"), "\(r.err)")
         #expect(listener.connections == 0, "the password went to the planted vault")
         // With the real slot back, the vault `init` named opens without a question.
+        try FileManager.default.removeItem(atPath: keys + "/" + planted)
         try FS.writeFile(keys + "/" + vaultSlot, original, mode: 0o600)
         #expect(try f.open(password: f.box.password).succeeded)
     }
