@@ -18,7 +18,7 @@ enum ErrorReporting {
     static func exitCode(for error: any Error) -> Int32 {
         switch error {
         case RepositoryError.noRepository: return 10
-        case RepositoryError.wrongCredential, RepositoryError.noUsableKeySlot: return 12
+        case RepositoryError.wrongCredential, RepositoryError.noUsableKeySlot, RepositoryError.keySlotsNotTried: return 12
         case RepositoryError.locked: return 11
         case is RecoveryKey.ParseError: return 12
         case VaultClientError.wrongPassword, VaultClientError.locked: return 12
@@ -31,8 +31,13 @@ enum ErrorReporting {
         switch error {
         case is CancellationError: return "interrupted; the repository is unchanged except for unreferenced data"
         case let e as KeySlot.Failure:
-            if case .kdf(let f) = e { return "key derivation failed (\(f)): not enough memory?" }
-            return "wrong password or key"
+            switch e {
+            case .kdf(let f): return "key derivation failed (\(f)): not enough memory?"
+            case .costOutOfRange: return "\(e); choose smaller --argon2-memory-mib or --argon2-iterations"
+            default: return "wrong password or key"
+            }
+        case RepositoryError.vaultNotTrusted(let address, _):
+            return "\(error). If it is your vault, trust it once with --trust-vault \(address.url) (or COFFER_TRUST_VAULT), or answer yes when coffer asks on a terminal; otherwise open the repository with its recovery key (--recovery-key-file)"
         case let e as PruneError: return "\(e); \(advice(for: e))"
         case let e as RepairError:
             if case .deleteFailed = e { return "\(e): run `coffer repair index` again to finish" }

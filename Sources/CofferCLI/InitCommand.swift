@@ -24,10 +24,7 @@ struct InitCommand: AsyncParsableCommand {
         try await ErrorReporting.run {
             let storage = try options.storage()
             var init_ = Repository.InitOptions()
-            init_.passwordCost = PasswordCost(
-                opsLimit: argon2Iterations ?? PasswordCost.standard.opsLimit,
-                memoryBytes: (argon2MemoryMib.map { $0 << 20 }) ?? PasswordCost.standard.memoryBytes)
-            if let m = argon2MemoryMib, m == 0 { init_.passwordCost.memoryBytes = 8 << 10 }  // test-only floor
+            init_.passwordCost = try PasswordCost.fromOptions(memoryMib: argon2MemoryMib, iterations: argon2Iterations)
             // Ask for the bucket before the password: a typo in the URL or the keys should not
             // cost the user a password entry.
             if let s3 = storage as? S3Storage, try await s3.prepareBucket(create: true), !options.quiet, !options.json {
@@ -45,6 +42,8 @@ struct InitCommand: AsyncParsableCommand {
                 // wrong passwords, and the recovery key is then the way back in.
                 (repo, recovery) = try await Repository.initialize(
                     storage: storage, vault: address, password: password, client: options.vaultClient, options: init_)
+                // The user named this vault: later opens may log in to it without asking.
+                CLIVaultTrust.record(address)
             } else {
                 repo = try await Repository.initialize(storage: storage, credential: .password(password), options: init_)
                 if recoveryKey {
@@ -107,5 +106,21 @@ struct VaultOptions: ParsableArguments {
         }
         guard let account else { throw CLIError.usage("--vault needs --account NAME: the account to register on that vault") }
         do { return try VaultAddress(url: vault, account: account) } catch { throw CLIError.usage(error.description) }
+    }
+}
+
+extension PasswordCost {
+    /// The cost `--argon2-memory-mib` and `--argon2-iterations` ask for (0 MiB is libsodium's
+    /// floor, for tests), refused before any password is asked for if no reader would run it.
+    static func fromOptions(memoryMib: UInt64?, iterations: UInt64?) throws -> PasswordCost {
+        let mib = memoryMib ?? (standard.memoryBytes >> 20)
+        guard mib <= maximumMemoryBytes >> 20 else {
+            throw CLIError.usage("--argon2-memory-mib \(mib): at most \(maximumMemoryBytes >> 20) MiB (\(limitsDescription))")
+        }
+        let cost = PasswordCost(opsLimit: iterations ?? standard.opsLimit, memoryBytes: mib == 0 ? minimumMemoryBytes : mib << 20)
+        guard cost.isWithinLimits else {
+            throw CLIError.usage("--argon2-iterations \(cost.opsLimit) with \(mib) MiB: outside the limits (\(limitsDescription))")
+        }
+        return cost
     }
 }

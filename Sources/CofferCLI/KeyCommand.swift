@@ -29,6 +29,7 @@ struct KeyList: AsyncParsableCommand {
             for s in slots {
                 print("\(s.id == repo.openedWith ? "*" : " ")\(s.id.short)  \(s.kindName.padding(12))  \(s.kdfDescription)")
             }
+            for refused in try await repo.refusedKeySlots() { Output.warning("not usable: \(refused)") }
         }
     }
 }
@@ -72,6 +73,7 @@ struct KeyAdd: AsyncParsableCommand {
         try await ErrorReporting.run {
             // Arguments first: a mistake found after the login would have cost a vault attempt.
             if recoveryKey && vault.vault != nil { throw CLIError.usage("choose one: --recovery-key or --vault") }
+            let cost = try PasswordCost.fromOptions(memoryMib: argon2MemoryMib, iterations: argon2Iterations)
             let address = try vault.address()
             if !recoveryKey && newPasswordFile == nil && !Secrets.haveTerminal {
                 throw CLIError.usage("give the new password with --new-password-file (or use --recovery-key)")
@@ -97,6 +99,8 @@ struct KeyAdd: AsyncParsableCommand {
                 }
                 let password = try newPasswordFile.map { try Secrets.newPassword(file: $0) } ?? Secrets.promptNewPassword()
                 let slot = try await repo.addVaultSlot(master: master, address: address, password: password, client: options.vaultClient)
+                // The user named this vault: later opens may log in to it without asking.
+                CLIVaultTrust.record(address)
                 if options.json {
                     Output.json(["id": slot.id.hex, "vaultURL": address.url, "vaultAccount": address.account])
                 } else if !options.quiet {
@@ -111,9 +115,6 @@ struct KeyAdd: AsyncParsableCommand {
             if existing.contains(where: { $0.vaultAddress != nil }) {
                 Output.warning("a password slot can be attacked offline by whoever holds the storage, however slow its key derivation; the vault slot cannot")
             }
-            let cost = PasswordCost(
-                opsLimit: argon2Iterations ?? PasswordCost.standard.opsLimit,
-                memoryBytes: argon2MemoryMib.map { max($0 << 20, 8 << 10) } ?? PasswordCost.standard.memoryBytes)
             let slot = try await repo.addKeySlot(master: master, credential: .password(password), cost: cost)
             if options.json { Output.json(["id": slot.id.hex]) } else if !options.quiet { print("added password slot \(slot.id.short)") }
         }
@@ -160,6 +161,7 @@ struct KeyPasswd: AsyncParsableCommand {
             if newPasswordFile == nil && !Secrets.haveTerminal {
                 throw CLIError.usage("give the new password with --new-password-file")
             }
+            let cost = try PasswordCost.fromOptions(memoryMib: argon2MemoryMib, iterations: argon2Iterations)
             let (repo, credential) = try await options.open()
             guard case .password = credential else { throw CLIError.usage("open the repository with the password you want to change") }
             let master = try await repo.unlockMasterKey(with: credential)
@@ -176,9 +178,6 @@ struct KeyPasswd: AsyncParsableCommand {
                 }
                 return
             }
-            let cost = PasswordCost(
-                opsLimit: argon2Iterations ?? PasswordCost.standard.opsLimit,
-                memoryBytes: argon2MemoryMib.map { max($0 << 20, 8 << 10) } ?? PasswordCost.standard.memoryBytes)
             let slot = try await repo.addKeySlot(master: master, credential: .password(password), cost: cost)
             try await repo.removeKeySlot(repo.openedWith)
             if options.json {

@@ -29,6 +29,11 @@ struct RepositoryOptions: ParsableArguments {
         "With slots for several vault accounts, log in to this one (also COFFER_VAULT_ACCOUNT).", valueName: "name"))
     var vaultAccount: String?
 
+    @Option(help: ArgumentHelp(
+        "Trust the key vault at this URL and remember it (also COFFER_TRUST_VAULT): a password goes only to vaults this machine was told about (init --vault, key add --vault, this option, or yes at the prompt).",
+        valueName: "url"))
+    var trustVault: [String] = []
+
     @Flag(help: "Print machine-readable JSON.")
     var json = false
 
@@ -78,6 +83,16 @@ struct RepositoryOptions: ParsableArguments {
     /// How key vaults are reached.
     var vaultClient: VaultClient { VaultClient(trustRootsFile: vaultCacert ?? Environment.value("COFFER_VAULT_CACERT")) }
 
+    /// Which key vaults a password may go to: the user's list, what `--trust-vault` and
+    /// COFFER_TRUST_VAULT (URLs separated by spaces) add, and a question on a terminal.
+    func vaultTrust() throws -> CLIVaultTrust {
+        let texts = trustVault + (Environment.value("COFFER_TRUST_VAULT")?.split(whereSeparator: \.isWhitespace).map(String.init) ?? [])
+        let given = try texts.map { text in
+            do { return try VaultAddress.canonicalURL(text) } catch { throw CLIError.usage("--trust-vault \(text): \(error)") }
+        }
+        return CLIVaultTrust(file: TrustedVaultFile.standard(), given: Set(given), mayAsk: Terminal.canAsk)
+    }
+
     /// Whether the credential will be asked for on the terminal.
     var willPrompt: Bool {
         recoveryKeyFile == nil && passwordFile == nil
@@ -87,11 +102,13 @@ struct RepositoryOptions: ParsableArguments {
     func open() async throws -> (Repository, Credential) {
         let storage = try storage()
         let account = vaultAccount ?? Environment.value("COFFER_VAULT_ACCOUNT")
-        // A typed password must not be wasted on a choice coffer will refuse to make.
-        if willPrompt { try await Repository.checkVaultAccountChoice(storage: storage, named: account) }
+        let trust = try vaultTrust()
+        // A typed password must not be wasted on a choice coffer will refuse to make; the
+        // question about an unknown vault comes before the password, too.
+        if willPrompt { try await Repository.checkVaultAccountChoice(storage: storage, named: account, trust: trust) }
         let credential = try credential()
         let repo = try await Repository.open(
-            storage: storage, credential: credential, vault: vaultClient, vaultAccount: account)
+            storage: storage, credential: credential, vault: vaultClient, vaultAccount: account, vaultTrust: trust)
         // A local repository is as fast to read as a cache would be, so it gets one only when
         // asked; a remote one gets one by default.
         if !noCache, let base = cacheDir ?? Environment.value("COFFER_CACHE_DIR")

@@ -2,40 +2,32 @@ import Coffer
 import CofferCrypto
 import Glibc
 
-/// Reading passwords and keys without echo and without leaving copies around longer than needed.
+/// Reading passwords and keys without echo and without leaving copies behind: secrets go from
+/// the file or terminal straight into `SecureBytes`, and the few plain buffers are zeroed.
 enum Secrets {
+    /// A file's text (lists of paths or patterns, a recovery key), read without leftover copies.
     static func readFile(_ path: String) throws -> String {
-        var bytes = try readBytes(path)
-        defer { secureZero(&bytes) }
-        return String(decoding: bytes, as: UTF8.self)
+        let bytes = try read(path)
+        return bytes.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// A file's bytes; the caller zeroes them when they are secret.
-    static func readBytes(_ path: String) throws -> [UInt8] {
-        guard let f = fopen(path, "r") else { throw CLIError.usage("cannot read \(path): \(String(cString: strerror(errno)))") }
-        defer { fclose(f) }
-        var bytes: [UInt8] = []
-        while true {
-            let c = getc(f)
-            if c == EOF { break }
-            bytes.append(UInt8(c))
-        }
-        return bytes
+    static func read(_ path: String) throws -> SecureBytes {
+        do { return try SecretFile.read(path) } catch { throw CLIError.usage("\(error)") }
     }
 
     /// Password from a file, COFFER_PASSWORD_FILE, COFFER_PASSWORD, or a no-echo prompt. Bytes
     /// are used as given (FORMAT.md §5.1): never re-encoded, so no two passwords collide.
     static func password(file: String?, prompt: String) throws -> SecureBytes {
-        if let file = file ?? Environment.value("COFFER_PASSWORD_FILE") {
-            var bytes = try readBytes(file)
+        if let file = file ?? Environment.value("COFFER_PASSWORD_FILE") { return try read(file).firstLine() }
+        if let value = Environment.value("COFFER_PASSWORD") {
+            var bytes = Array(value.utf8)
             defer { secureZero(&bytes) }
-            return firstLine(bytes)
+            return SecureBytes(copying: bytes).firstLine()
         }
-        if let value = Environment.value("COFFER_PASSWORD") { return firstLine(Array(value.utf8)) }
         guard let typed = promptNoEcho(prompt) else {
             throw CLIError.usage("no password given: set COFFER_PASSWORD or COFFER_PASSWORD_FILE, use --password-file, or run on a terminal")
         }
-        return firstLine(typed)
+        return typed
     }
 
     /// Asks twice on the terminal; both must match. Used when creating a password.
@@ -45,12 +37,8 @@ enum Secrets {
             guard p.count > 0 else { throw CLIError.usage("the password is empty") }
             return p
         }
-        guard let first = promptNoEcho("New password: "), let second = promptNoEcho("Repeat the password: ") else {
-            throw CLIError.usage("no password given: set COFFER_PASSWORD or use --password-file")
-        }
-        guard first == second else { throw CLIError.usage("the passwords do not match") }
-        guard !first.isEmpty else { throw CLIError.usage("the password is empty") }
-        return firstLine(first)
+        return try promptNewPassword(
+            missing: "no password given: set COFFER_PASSWORD or use --password-file")
     }
 
     /// Whether a password can be asked for (a controlling terminal exists).
@@ -62,25 +50,21 @@ enum Secrets {
     }
 
     /// Asks for a new password twice on the terminal.
-    static func promptNewPassword() throws -> SecureBytes {
-        guard var p1 = promptNoEcho("New password: ") else { throw CLIError.usage("give the new password with --new-password-file") }
-        defer { secureZero(&p1) }
-        guard var p2 = promptNoEcho("Repeat the password: ") else { throw CLIError.usage("give the new password with --new-password-file") }
-        defer { secureZero(&p2) }
-        guard p1 == p2, !p1.isEmpty else { throw CLIError.usage("the passwords are empty or do not match") }
-        return firstLine(p1)
+    static func promptNewPassword(missing: String = "give the new password with --new-password-file") throws -> SecureBytes {
+        guard let first = promptNoEcho("New password: "), let second = promptNoEcho("Repeat the password: ") else {
+            throw CLIError.usage(missing)
+        }
+        guard first.constantTimeEquals(second) else { throw CLIError.usage("the passwords do not match") }
+        guard first.count > 0 else { throw CLIError.usage("the password is empty") }
+        return first
     }
 
-    /// The bytes up to the first line feed, without a trailing carriage return.
-    static func firstLine(_ bytes: [UInt8]) -> SecureBytes {
-        var line = Array(bytes.prefix { $0 != 10 })
-        if line.last == 13 { line.removeLast() }
-        defer { secureZero(&line) }
-        return SecureBytes(copying: line)
-    }
+    /// The longest line a terminal passes in canonical mode (Linux's N_TTY_BUF_SIZE).
+    static let maximumTypedBytes = 4096
 
-    /// Reads a line from /dev/tty with echo off; nil when there is no terminal.
-    static func promptNoEcho(_ prompt: String) -> [UInt8]? {
+    /// Reads a line from /dev/tty with echo off into secure memory; nil when there is no
+    /// terminal. Read byte by byte into a fixed buffer: nothing grows, so nothing is left behind.
+    static func promptNoEcho(_ prompt: String) -> SecureBytes? {
         let fd = open("/dev/tty", O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -96,9 +80,11 @@ enum Secrets {
             if haveTermios { tcsetattr(fd, TCSAFLUSH, &old) }
             _ = "\n".withCString { write(fd, $0, 1) }
         }
-        var bytes: [UInt8] = []
-        var c: UInt8 = 0
-        while read(fd, &c, 1) == 1 && c != 10 { bytes.append(c) }
-        return bytes
+        let line = SecureBytes(count: maximumTypedBytes) { buffer in
+            var filled = 0
+            while filled < buffer.count, Glibc.read(fd, buffer.baseAddress! + filled, 1) == 1, buffer[filled] != 10 { filled += 1 }
+            if filled < buffer.count { buffer[filled] = 10 }  // ends the line for firstLine()
+        }
+        return line.firstLine()
     }
 }

@@ -175,6 +175,9 @@ final class Sandbox {
 
     func path(_ rel: String) -> String { root.appendingPathComponent(rel).path }
 
+    /// COFFER_CONFIG_DIR for every run unless the test gives its own: never the real user's.
+    var configDir: String { path("config") }
+
     /// The environment for the child: the parent's, without any COFFER_* variable, plus `extra`.
     static func environment(_ extra: [String: String]) -> [String: String] {
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("COFFER_") }
@@ -190,8 +193,11 @@ final class Sandbox {
     }
 
     func start(_ args: [String], env: [String: String]? = nil, launcherPrefix: [String] = []) throws -> RunningCoffer {
-        try RunningCoffer(
-            arguments: args, environment: Self.environment(env ?? ["COFFER_PASSWORD": password]),
+        var env = env ?? ["COFFER_PASSWORD": password]
+        // The user's configuration (the vaults they trust) stays the sandbox's own.
+        if env["COFFER_CONFIG_DIR"] == nil { env["COFFER_CONFIG_DIR"] = configDir }
+        return try RunningCoffer(
+            arguments: args, environment: Self.environment(env),
             launcherPrefix: launcherPrefix, scratch: root.appendingPathComponent(".out"))
     }
 

@@ -70,6 +70,9 @@ import Testing
         // Another machine: a new cache, the bucket, the vault and the password — nothing else.
         var elsewhere = s3.environment(password: box.password, cache: box.path("other-cache"))
         elsewhere["HOME"] = box.path("other-home")
+        // A machine that was never told about the vault is told once, then remembers.
+        elsewhere["COFFER_CONFIG_DIR"] = box.path("other-home/config")
+        elsewhere["COFFER_TRUST_VAULT"] = vault.url
         let target = box.path("restored")
         try box.ok(["restore", "--repo", box.repo, "latest", "--target", target], env: elsewhere)
         expectSameTree(try scanTree(raw(src)), try scanTree(raw(target + "/src")))
@@ -78,6 +81,7 @@ import Testing
         #expect(keys.count == 2, "\(keys)")
         var elsewhereJSON = elsewhere
         elsewhereJSON["COFFER_CACHE_DIR"] = box.path("third-cache")
+        elsewhereJSON["COFFER_TRUST_VAULT"] = nil
         let listed = try box.ok(["key", "list", "--repo", box.repo, "--json"], env: elsewhereJSON)
         let kinds = try #require(try listed.jsonLines().first as? [[String: Any]]).compactMap { $0["kind"] as? String }
         #expect(kinds.sorted() == ["recovery-key", "vault"], "\(listed.out)")
@@ -226,6 +230,55 @@ import Testing
         #expect(port.exitedNormally && port.status == 1 && port.err.contains("port"), "\(port.diagnostics)")
         let plain = try f.box.coffer(["init", "--repo", other, "--vault", "http://192.0.2.1:8443", "--account", "x"])
         #expect(plain.status != 0 && plain.err.contains("https"), "plain http to another host must be refused: \(plain.diagnostics)")
+    }
+
+    @Test func aSlotSwappedForAnotherVaultGetsNoRequest() throws {
+        let f = try Fixture()
+        let keys = f.box.repo + "/keys"
+        let names = try FileManager.default.contentsOfDirectory(atPath: keys)
+        let vaultSlot = try #require(names.max { try! FS.readFile(keys + "/" + $0).count < FS.readFile(keys + "/" + $1).count })
+        let original = try FS.readFile(keys + "/" + vaultSlot)
+        // Storage replaces the vault slot with one for the same account on its own server.
+        let listener = try RecordingListener()
+        try FileManager.default.removeItem(atPath: keys + "/" + vaultSlot)
+        let planted = try VaultTrustTests.plantVaultSlot(in: f.box.repo, url: listener.url, account: f.account)
+        let r = try f.open(password: f.box.password)
+        #expect(r.exitedNormally && r.status != 0, "\(r.diagnostics)")
+        #expect(r.err.contains(listener.url) && r.err.contains("--trust-vault"), "\(r.err)")
+        #expect(listener.connections == 0, "the password went to the planted vault")
+        // With the real slot back, the vault `init` named opens without a question.
+        try FileManager.default.removeItem(atPath: keys + "/" + planted)
+        try FS.writeFile(keys + "/" + vaultSlot, original, mode: 0o600)
+        #expect(try f.open(password: f.box.password).succeeded)
+    }
+
+    @Test func aVaultThisMachineWasNotToldAboutIsRefusedUntilTrustedOnce() throws {
+        let f = try Fixture()
+        // `init --vault` recorded the vault, canonically, in a file only the user can read.
+        let recorded = f.box.configDir + "/trusted-vaults"
+        #expect(String(decoding: try FS.readFile(recorded), as: UTF8.self).contains("\n\(f.server.url)\n"))
+        #expect(try FS.lstatRaw(raw(recorded)).st_mode & 0o777 == 0o600)
+
+        // Another machine (another configuration folder) has never heard of it.
+        let elsewhere = f.box.path("elsewhere")
+        let refused = try f.box.coffer(
+            ["snapshots", "--repo", f.box.repo], env: ["COFFER_PASSWORD": "a wrong password", "COFFER_CONFIG_DIR": elsewhere])
+        #expect(refused.exitedNormally && refused.status == 1, "\(refused.diagnostics)")
+        #expect(refused.err.contains("the key vault at \(f.server.url)") && refused.err.contains("--trust-vault \(f.server.url)"), "\(refused.err)")
+        // Told once, with another spelling of the same URL; then remembered.
+        let told = try f.box.coffer(
+            ["snapshots", "--repo", f.box.repo, "--trust-vault", "HTTP://127.0.0.1:\(f.server.port)/"],
+            env: ["COFFER_PASSWORD": f.box.password, "COFFER_CONFIG_DIR": elsewhere])
+        #expect(told.succeeded, "\(told.diagnostics)")
+        let remembered = try f.box.coffer(
+            ["snapshots", "--repo", f.box.repo], env: ["COFFER_PASSWORD": "a wrong password", "COFFER_CONFIG_DIR": elsewhere])
+        // The refused open sent nothing: this is the first wrong password the vault has seen.
+        #expect(remembered.status == 12 && remembered.err.contains("(9 attempts left"), "\(remembered.diagnostics)")
+        // Another port on the same host is another vault.
+        let otherPort = try f.box.coffer(
+            ["snapshots", "--repo", f.box.repo, "--trust-vault", "http://127.0.0.1:\(f.server.port + 1)"],
+            env: ["COFFER_PASSWORD": f.box.password, "COFFER_CONFIG_DIR": f.box.path("third")])
+        #expect(otherPort.status == 1 && otherPort.err.contains("not one this machine trusts"), "\(otherPort.diagnostics)")
     }
 
     /// Every file under `root` with its bytes.

@@ -321,7 +321,9 @@ import Testing
         let hex = Hex.encode(bytes)
         #expect(hex.count == 64 && hex == hex.lowercased())
         #expect(Hex.decode(hex) == bytes)
-        #expect(Hex.decode(hex.uppercased()) == bytes)
+        // Names and ids are lower-case hex only (FORMAT.md §1): one id, one name.
+        #expect(Hex.decode(hex.uppercased()) == nil)
+        #expect(Hex.decode("0A") == nil && Hex.decode("0a") == [10])
         #expect(Hex.decode("abc") == nil)
         #expect(Hex.decode("zz") == nil)
         #expect(Hex.decode("") == [])

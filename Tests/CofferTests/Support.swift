@@ -139,7 +139,7 @@ enum RepositoryErrorKind: Equatable {
     case ambiguousKeySlot, unsupportedFormat, tampered, malformed, missingObject, blobNotInIndex, blobDamaged
     case snapshotNotFound, ambiguousSnapshot, noSnapshots, locked, lockLost, treeTooLarge
     case vaultSlotNotWritten, notOpenedByVault, vaultAccountNotFound, vaultAccountAmbiguous, vaultKeyDoesNotFit
-    case vaultUnreachable, vaultPasswordNotChanged
+    case vaultUnreachable, vaultPasswordNotChanged, vaultNotTrusted, keySlotsNotTried
 }
 
 extension RepositoryError {
@@ -167,6 +167,8 @@ extension RepositoryError {
         case .vaultKeyDoesNotFit: .vaultKeyDoesNotFit
         case .vaultUnreachable: .vaultUnreachable
         case .vaultPasswordNotChanged: .vaultPasswordNotChanged
+        case .vaultNotTrusted: .vaultNotTrusted
+        case .keySlotsNotTried: .keySlotsNotTried
         case .locked: .locked
         case .lockLost: .lockLost
         case .treeTooLarge: .treeTooLarge

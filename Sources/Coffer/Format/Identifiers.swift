@@ -68,6 +68,9 @@ public enum Hex {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Lower-case hex only, as every name and id is written (FORMAT.md §1): `AB…` and `ab…`
+    /// would otherwise be two names for one id, and an object stored under the upper-case one
+    /// would open as if it were the real one.
     public static func decode(_ text: String) -> [UInt8]? {
         let chars = Array(text.utf8)
         guard chars.count % 2 == 0 else { return nil }
@@ -82,12 +85,20 @@ public enum Hex {
         return out
     }
 
+    /// The value of a lower-case hex digit.
     static func value(_ c: UInt8) -> UInt8? {
         switch c {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
         default: return nil
+        }
+    }
+
+    /// The value of a hex digit in either case, for what people type (recovery keys, prefixes).
+    static func valueIgnoringCase(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return value(c)
         }
     }
 }

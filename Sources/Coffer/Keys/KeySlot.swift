@@ -17,9 +17,31 @@ public struct PasswordCost: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { "argon2id t=\(opsLimit) m=\(memoryBytes >> 10)KiB p=1" }
 
-    /// Largest costs a slot may ask for (FORMAT.md §5.1).
-    public static let maximumOpsLimit: UInt64 = 64
-    public static let maximumMemoryBytes: UInt64 = 4 << 30
+    // Limits (FORMAT.md §5.1). A slot's cost comes from storage, and every password slot is
+    // tried on a wrong password: without limits a planted slot could ask for hours of Argon2id
+    // or more memory than the machine has.
+    /// Most passes a slot may ask for: 4 × the default.
+    public static let maximumOpsLimit: UInt64 = 16
+    /// Most memory a slot may ask for: 4 × the default.
+    public static let maximumMemoryBytes: UInt64 = 1 << 30
+    /// Least memory: libsodium's floor.
+    public static let minimumMemoryBytes: UInt64 = 8 << 10
+    /// Most work (passes × memory) a slot may ask for: 4 × the default's, about 3 s here.
+    public static let maximumWork: UInt64 = 4 << 30
+    /// Most work one open spends on password slots, cheapest first: 8 × the default's.
+    public static let maximumWorkPerOpen: UInt64 = 8 << 30
+
+    /// Passes × memory in bytes: what one guess against the slot costs, in time and memory.
+    public var work: UInt64 { opsLimit.multipliedReportingOverflow(by: memoryBytes).overflow ? .max : opsLimit * memoryBytes }
+
+    /// Whether a reader runs this cost (FORMAT.md §5.1); slots outside are refused unrun.
+    public var isWithinLimits: Bool {
+        (1...Self.maximumOpsLimit).contains(opsLimit) && (Self.minimumMemoryBytes...Self.maximumMemoryBytes).contains(memoryBytes)
+            && work <= Self.maximumWork
+    }
+
+    /// The limits, for messages.
+    public static let limitsDescription = "t from 1 to 16, m from 8 KiB to 1 GiB, t × m at most 4 GiB"
 }
 
 /// What a person presents to open a repository.
@@ -49,10 +71,21 @@ public struct KeySlot: Sendable {
     /// nonce ‖ ciphertext of the master key ‖ tag.
     let wrapped: [UInt8]
 
-    public enum Failure: Error {
+    public enum Failure: Error, CustomStringConvertible {
         case wrongCredential
         case malformed(MalformedObject)
         case kdf(Argon2id.Failure)
+        /// A new slot would ask for a cost that readers refuse (FORMAT.md §5.1).
+        case costOutOfRange(PasswordCost)
+
+        public var description: String {
+            switch self {
+            case .wrongCredential: return "wrong password or key"
+            case .malformed(let m): return m.description
+            case .kdf(let f): return "key derivation failed (\(f))"
+            case .costOutOfRange(let c): return "\(c) is outside the limits a reader runs (\(PasswordCost.limitsDescription))"
+            }
+        }
     }
 
     /// Wraps `master` for `credential`.
@@ -63,7 +96,10 @@ public struct KeySlot: Sendable {
         let salt = random.bytes(Argon2id.saltSize)
         let kind: Kind
         switch credential {
-        case .password: kind = .password(cost)
+        case .password:
+            // A slot that no reader would run could never open the repository.
+            guard cost.isWithinLimits else { throw .costOutOfRange(cost) }
+            kind = .password(cost)
         case .recoveryKey: kind = .recoveryKey
         }
         let key = try wrappingKey(kind: kind, salt: salt, credential: credential)
@@ -142,11 +178,13 @@ public struct KeySlot: Sendable {
             case 1:
                 let ops = try r.u64()
                 let mem = try r.u64()
-                // Costs come from storage: bound them so a planted slot cannot exhaust memory or time.
-                guard (1...PasswordCost.maximumOpsLimit).contains(ops), (8 << 10...PasswordCost.maximumMemoryBytes).contains(mem) else {
-                    throw MalformedObject("key slot \(id.short): Argon2id cost out of range (t=\(ops), m=\(mem) bytes)")
+                // Costs come from storage: refuse, unrun, what could exhaust memory or time.
+                let cost = PasswordCost(opsLimit: ops, memoryBytes: mem)
+                guard cost.isWithinLimits else {
+                    throw MalformedObject(
+                        "key slot \(id.short): its Argon2id cost (t=\(ops), m=\(mem >> 10) KiB) is above the limits (\(PasswordCost.limitsDescription)); refused without running it")
                 }
-                kind = .password(PasswordCost(opsLimit: ops, memoryBytes: mem))
+                kind = .password(cost)
             case 2: kind = .recoveryKey
             case 3:
                 let url = try r.raw(Int(try r.u8()))
@@ -204,7 +242,9 @@ public struct KeySlot: Sendable {
                     password: password, salt: salt, opsLimit: cost.opsLimit, memoryBytes: cost.memoryBytes)
             } catch { throw .kdf(error) }
         case (.recoveryKey, .recoveryKey(let rk)):
-            return SecureBytes(copying: Blake2b.hash256(recoveryLabel + salt, key: rk.secret))
+            var key = Blake2b.hash256(recoveryLabel + salt, key: rk.secret)
+            defer { secureZero(&key) }
+            return SecureBytes(copying: key)
         default:
             throw .wrongCredential
         }

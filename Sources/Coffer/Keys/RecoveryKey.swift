@@ -47,7 +47,7 @@ public struct RecoveryKey: Sendable {
         for ch in text {
             // isWhitespace also covers "\r\n", which Swift treats as one Character.
             if ch.isWhitespace || ch == "-" { continue }
-            guard let ascii = ch.asciiValue, let v = Hex.value(ascii) else {
+            guard let ascii = ch.asciiValue, let v = Hex.valueIgnoringCase(ascii) else {
                 throw .notHex(group: position / 4 + 1, character: ch)
             }
             digits.append(v)

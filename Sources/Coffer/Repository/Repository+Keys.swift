@@ -1,7 +1,12 @@
 import CofferCrypto
 
 extension Repository {
-    public func keySlots() async throws -> [KeySlot] { try await Self.loadKeySlots(storage) }
+    /// The slots that can be opened; a malformed or refused one is left out (see `refusedKeySlots`),
+    /// so one planted slot cannot block managing the others.
+    public func keySlots() async throws -> [KeySlot] { try await Self.loadKeySlotsForOpening(storage).slots }
+
+    /// What is wrong with each slot that `keySlots` leaves out, naming it.
+    public func refusedKeySlots() async throws -> [String] { try await Self.loadKeySlotsForOpening(storage).refused }
 
     /// Adds a slot for `credential`; no data is touched.
     public func addKeySlot(master: MasterKey, credential: Credential, cost: PasswordCost = .standard) async throws -> KeySlot {
@@ -10,20 +15,26 @@ extension Repository {
         return slot
     }
 
-    /// Removes a slot; refuses to remove the last one.
+    /// Removes a slot, also one that is refused as malformed; refuses to remove the last slot
+    /// that opens.
     public func removeKeySlot(_ id: KeySlotID) async throws {
-        let slots = try await keySlots()
-        guard slots.contains(where: { $0.id == id }) else { throw RepositoryError.keySlotNotFound(id.short) }
-        guard slots.count > 1 else { throw RepositoryError.lastKeySlot }
+        let stored = try await storedKeySlotIDs()
+        guard stored.contains(id) else { throw RepositoryError.keySlotNotFound(id.short) }
+        guard try await keySlots().contains(where: { $0.id != id }) else { throw RepositoryError.lastKeySlot }
         try await storage.delete(ObjectName(.keys, id.hex))
     }
 
-    /// Finds the slot whose id starts with `prefix`.
+    /// Finds the slot whose id starts with `prefix` (in either case: it is typed).
     public func resolveKeySlot(_ prefix: String) async throws -> KeySlotID {
-        let matches = try await keySlots().filter { $0.id.hex.hasPrefix(prefix.lowercased()) }
+        let matches = try await storedKeySlotIDs().filter { $0.hex.hasPrefix(prefix.lowercased()) }
         guard !prefix.isEmpty, let first = matches.first else { throw RepositoryError.keySlotNotFound(prefix) }
         guard matches.count == 1 else { throw RepositoryError.ambiguousKeySlot(prefix) }
-        return first.id
+        return first
+    }
+
+    /// Every slot name in storage, whether or not the slot decodes.
+    private func storedKeySlotIDs() async throws -> [KeySlotID] {
+        try await storage.list(.keys).compactMap { KeySlotID(hex: $0.name.name) }.sorted()
     }
 
     /// Recovers the master key from the slot that opened this repository, to wrap it anew.

@@ -24,13 +24,18 @@ extension Repository {
     }
 
     /// Logs in to one vault account once and tries the key it releases on that account's
-    /// slots. Whatever storage holds, one password entry costs at most one attempt.
+    /// slots. Whatever storage holds, one password entry costs at most one attempt, and goes
+    /// only to a vault that `trust` allows.
     static func openThroughVault(
         storage: any Storage, slots: [KeySlot], account: String?, password: SecureBytes, client: VaultClient,
-        random: any RandomSource
+        trust: any VaultTrust, triedPasswordSlots: Bool, random: any RandomSource
     ) async throws -> Repository {
         guard let (address, candidates) = try chooseVaultAccount(slots.filter { $0.vaultAddress != nil }, named: account) else {
             throw RepositoryError.noUsableKeySlot
+        }
+        // The URL came from storage: nothing is sent to it unless this machine trusts it.
+        guard try await trust.allowsLogin(to: address) else {
+            throw RepositoryError.vaultNotTrusted(address, triedPasswordSlots: triedPasswordSlots)
         }
         let login: VaultClient.Login
         do { login = try await client.login(address, password: password) } catch let error as VaultClientError {
@@ -56,11 +61,15 @@ extension Repository {
     }
 
     /// Refuses before a password is typed when it could only go to vault slots and the account
-    /// would have to be guessed; `open` would refuse the same after the prompt.
-    public static func checkVaultAccountChoice(storage: any Storage, named: String?) async throws {
-        let slots = try await loadKeySlots(storage, skipMalformed: true)
+    /// would have to be guessed, or the vault is one `trust` refuses; `open` would refuse the
+    /// same after the prompt. `trust` may ask its question here, before the password.
+    public static func checkVaultAccountChoice(storage: any Storage, named: String?, trust: (any VaultTrust)? = nil) async throws {
+        let slots = try await loadKeySlotsForOpening(storage).slots
         guard !slots.contains(where: { if case .password = $0.kind { return true } else { return false } }) else { return }
-        _ = try chooseVaultAccount(slots.filter { $0.vaultAddress != nil }, named: named)
+        guard let (address, _) = try chooseVaultAccount(slots.filter { $0.vaultAddress != nil }, named: named), let trust else { return }
+        guard try await trust.allowsLogin(to: address) else {
+            throw RepositoryError.vaultNotTrusted(address, triedPasswordSlots: false)
+        }
     }
 
     /// The one vault account a password is tried on, and its slots: the account named, or the

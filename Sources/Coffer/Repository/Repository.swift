@@ -89,23 +89,30 @@ public final class Repository: Sendable {
 
     /// Opens with any key slot that `credential` unlocks. A password is tried on password slots
     /// first, which cost nothing but time, and only then on vault slots, where a wrong one costs
-    /// one of the account's attempts.
+    /// one of the account's attempts. It goes to a vault only if `vaultTrust` allows that
+    /// vault's URL: storage can plant a slot naming any server (FORMAT.md §5.3).
     public static func open(
         storage: any Storage, credential: Credential, vault: VaultClient = VaultClient(), vaultAccount: String? = nil,
-        random: any RandomSource = SystemRandom()
+        vaultTrust: any VaultTrust = TrustedVaultURLs.none, random: any RandomSource = SystemRandom()
     ) async throws -> Repository {
         Sodium.initialize()
         guard let configObject = try await storage.stat(.config), configObject.size > 0 else {
             throw RepositoryError.noRepository(location: storage.location)
         }
-        let slots = try await loadKeySlots(storage, skipMalformed: true)
-        var matching = 0
+        let (slots, refused) = try await loadKeySlotsForOpening(storage)
+        var candidates: [KeySlot] = []
+        var notTried = refused
+        switch credential {
+        case .password:
+            // Cheapest first, within one budget: planted slots cannot make a typo expensive.
+            let plan = passwordSlotsToTry(slots)
+            candidates = plan.tried
+            notTried += plan.skipped.map { "key slot \($0.id.short) (beyond the Argon2id work one open may spend)" }
+        case .recoveryKey:
+            candidates = slots.filter { $0.kind == .recoveryKey }
+        }
         var configFailure: RepositoryError? = nil
-        for slot in slots {
-            switch (slot.kind, credential) {
-            case (.password, .password), (.recoveryKey, .recoveryKey): matching += 1
-            default: continue
-            }
+        for slot in candidates {
             guard let master = try? slot.open(with: credential) else { continue }
             switch try await openConfig(storage, master) {
             case .opened(let keys, let config):
@@ -117,10 +124,33 @@ public final class Repository: Sendable {
         // Vault slots last: a wrong password costs the vault account an attempt.
         if case .password(let password) = credential, slots.contains(where: { $0.vaultAddress != nil }) {
             return try await openThroughVault(
-                storage: storage, slots: slots, account: vaultAccount, password: password, client: vault, random: random)
+                storage: storage, slots: slots, account: vaultAccount, password: password, client: vault, trust: vaultTrust,
+                triedPasswordSlots: !candidates.isEmpty, random: random)
         }
         if let configFailure { throw configFailure }
-        throw matching == 0 ? RepositoryError.noUsableKeySlot : RepositoryError.wrongCredential
+        if !notTried.isEmpty { throw RepositoryError.keySlotsNotTried(notTried) }
+        throw candidates.isEmpty ? RepositoryError.noUsableKeySlot : RepositoryError.wrongCredential
+    }
+
+    /// The password slots one open tries: cheapest first (then by id), until their summed
+    /// Argon2id work would pass `PasswordCost.maximumWorkPerOpen` (FORMAT.md §5.1). The first is
+    /// always within it, since no slot may ask for more than `maximumWork`.
+    static func passwordSlotsToTry(_ slots: [KeySlot]) -> (tried: [KeySlot], skipped: [KeySlot]) {
+        let password = slots.compactMap { slot -> (KeySlot, PasswordCost)? in
+            if case .password(let cost) = slot.kind { return (slot, cost) }
+            return nil
+        }.sorted { ($0.1.work, $0.0.id) < ($1.1.work, $1.0.id) }
+        var tried: [KeySlot] = [], skipped: [KeySlot] = []
+        var spent: UInt64 = 0
+        for (slot, cost) in password {
+            if spent + cost.work <= PasswordCost.maximumWorkPerOpen {
+                spent += cost.work
+                tried.append(slot)
+            } else {
+                skipped.append(slot)
+            }
+        }
+        return (tried, skipped)
     }
 
     enum ConfigOpening {
@@ -150,18 +180,32 @@ public final class Repository: Sendable {
         return .opened(keys, config)
     }
 
-    /// All key slots. A malformed one fails the listing, or is left out with `skipMalformed`
-    /// (opening must not be blocked by one damaged or planted slot).
-    static func loadKeySlots(_ storage: any Storage, skipMalformed: Bool = false) async throws -> [KeySlot] {
+    /// All key slots; a malformed one fails the listing.
+    static func loadKeySlots(_ storage: any Storage) async throws -> [KeySlot] {
         var slots: [KeySlot] = []
         for object in try await storage.list(.keys) {
             guard let id = KeySlotID(hex: object.name.name) else { continue }
             do { slots.append(try KeySlot.decode(try await storage.read(object.name), id: id)) } catch {
-                if skipMalformed { continue }
                 throw RepositoryError.malformed(object.name, detail: "\(error)")
             }
         }
         return slots.sorted { $0.id < $1.id }
+    }
+
+    /// The key slots that can be tried, and why each other one is not: opening must not be
+    /// blocked by one damaged or planted slot, and must be able to say which it left out.
+    static func loadKeySlotsForOpening(_ storage: any Storage) async throws -> (slots: [KeySlot], refused: [String]) {
+        var slots: [KeySlot] = []
+        var refused: [String] = []
+        for object in try await storage.list(.keys) {
+            guard let id = KeySlotID(hex: object.name.name) else { continue }
+            do { slots.append(try KeySlot.decode(try await storage.read(object.name), id: id)) } catch KeySlot.Failure.malformed(let why) {
+                refused.append(why.what)
+            } catch {
+                refused.append("key slot \(id.short): \(error)")
+            }
+        }
+        return (slots.sorted { $0.id < $1.id }, refused)
     }
 
     static func nowNanos() -> Int64 {

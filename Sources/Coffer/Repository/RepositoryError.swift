@@ -27,6 +27,10 @@ public enum RepositoryError: Error, CustomStringConvertible {
     case vaultKeyDoesNotFit(String)
     case vaultUnreachable(VaultClientError)
     case vaultPasswordNotChanged(VaultClientError)
+    /// The vault slot names a vault this machine does not trust; nothing was sent to it.
+    case vaultNotTrusted(VaultAddress, triedPasswordSlots: Bool)
+    /// Nothing opened, and these slots (named, with the reason) were not tried.
+    case keySlotsNotTried([String])
 
     public var description: String {
         switch self {
@@ -61,6 +65,11 @@ public enum RepositoryError: Error, CustomStringConvertible {
             return "the vault password was NOT changed (the old one still works): \(error)"
         case .vaultKeyDoesNotFit(let account):
             return "the login to vault \(account) succeeded, but the key it returned opens none of this repository's slots: the account belongs to another repository, or a slot was altered"
+        case .vaultNotTrusted(let address, let triedPasswordSlots):
+            return (triedPasswordSlots ? "the password opened none of the password slots, and " : "")
+                + "the key vault at \(address.url) (named by a vault slot for account \"\(address.account)\") is not one this machine trusts, so the password was not sent to it: whoever can write to the storage can add a vault slot naming any server"
+        case .keySlotsNotTried(let slots):
+            return "wrong password or key; not tried: \(slots.joined(separator: "; "))"
         case .treeTooLarge(let path): return "\(path): the list of its contents is too large for one tree blob (4 GiB) in repository format 1"
         }
     }
