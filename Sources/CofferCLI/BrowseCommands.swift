@@ -89,6 +89,8 @@ struct RestoreCommand: AsyncParsableCommand {
     @Option(name: [.short, .long], help: ArgumentHelp("Folder to restore into (created if missing).", valueName: "dir")) var target: String
     @Option(name: .customLong("include"), help: ArgumentHelp("Restore only this path (repeatable).", valueName: "path")) var includes: [String] = []
     @Flag(help: "Take no lock (for read-only storage); a prune running meanwhile could make the restore fail.") var noLock = false
+    @Flag(help: "Give files the owners (uid, gid) and setuid/setgid bits the snapshot records (needs root); without it they belong to you and lose setuid/setgid.")
+    var preserveOwner = false
 
     func run() async throws {
         try await ErrorReporting.run {
@@ -97,6 +99,7 @@ struct RestoreCommand: AsyncParsableCommand {
             var request = RestoreRequest(snapshot: id, target: target)
             request.includes = includes
             request.lock = !noLock
+            request.preserveOwner = preserveOwner
             let quiet = options.quiet || options.json
             let finalRequest = request
             let result = try await Interrupt.cancellingOnSignal {

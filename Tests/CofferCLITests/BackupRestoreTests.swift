@@ -160,6 +160,36 @@ struct BackupRestoreTests {
     }
 }
 
+extension BackupRestoreTests {
+    /// Without --preserve-owner, restored files belong to whoever restores (here root) and
+    /// lose setuid/setgid; with it, the recorded owners and bits come back.
+    @Test(.enabled(if: geteuid() == 0, "needs root to give a file another owner"))
+    func restoreGivesOwnersAndSetIDBitsOnlyWithPreserveOwner() throws {
+        let box = try Sandbox()
+        try box.initRepository()
+        let src = box.path("src")
+        try FS.mkdir(src)
+        try FS.writeFile(src + "/tool", "#!/bin/sh\necho hi\n", mode: 0o755)
+        #expect(chown(src + "/tool", 4242, 4243) == 0)
+        #expect(chmod(src + "/tool", 0o6755) == 0)
+        try box.backup([src])
+
+        let plain = box.path("plain")
+        let restore = try box.coffer(["restore", "--repo", box.repo, "latest", "--target", plain])
+        #expect(restore.succeeded, "\(restore.diagnostics)")
+        let mine = try FS.lstatRaw(raw(plain + "/src/tool"))
+        #expect(mine.st_uid == 0 && mine.st_gid == 0, "owner \(mine.st_uid):\(mine.st_gid)")
+        #expect(mine.st_mode & 0o7777 == 0o755, "mode \(String(mine.st_mode & 0o7777, radix: 8))")
+
+        let kept = box.path("kept")
+        let preserving = try box.coffer(["restore", "--repo", box.repo, "latest", "--target", kept, "--preserve-owner"])
+        #expect(preserving.succeeded, "\(preserving.diagnostics)")
+        let theirs = try FS.lstatRaw(raw(kept + "/src/tool"))
+        #expect(theirs.st_uid == 4242 && theirs.st_gid == 4243, "owner \(theirs.st_uid):\(theirs.st_gid)")
+        #expect(theirs.st_mode & 0o7777 == 0o6755, "mode \(String(theirs.st_mode & 0o7777, radix: 8))")
+    }
+}
+
 /// Compares two scanned trees entry by entry: kind, bytes, mode, mtime (to the nanosecond),
 /// link count and symlink target.
 func expectSameTree(_ a: [RawName: EntryInfo], _ b: [RawName: EntryInfo], sourceLocation: SourceLocation = #_sourceLocation) {

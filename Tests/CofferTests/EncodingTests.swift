@@ -164,10 +164,32 @@ import Testing
     }
 
     @Test func treesWithInvalidNamesAreRejected() {
-        for name in [[], Array(".".utf8), Array("..".utf8), Array("a/b".utf8), Array("/".utf8)] {
+        // NUL ends a name for the kernel: `..\0` would be `..`, `x\0y` would be `x`.
+        let names: [[UInt8]] = [[], Array(".".utf8), Array("..".utf8), Array("a/b".utf8), Array("/".utf8), [0], Array("..".utf8) + [0], [0x78, 0, 0x79], Array("x".utf8) + [0]]
+        for name in names {
             let tree = Tree(nodes: [TreeNode(name: name, metadata: Self.meta, content: .symlink(target: [1]))])
             #expect(throws: MalformedObject.self, "name \(name)") { try Tree(decoding: tree.encoded(), id: treeID) }
         }
+    }
+
+    @Test func invalidNamesAreNamedInTheError() {
+        let tree = Tree(nodes: [TreeNode(name: Array("x".utf8) + [0, 0x79], metadata: Self.meta, content: .symlink(target: [1]))])
+        #expect {
+            try Tree(decoding: tree.encoded(), id: treeID)
+        } throws: { error in
+            "\(error)".contains(treeID.short) && "\(error)".contains(#""x\0y""#) && "\(error)".contains("NUL")
+        }
+    }
+
+    @Test func symlinkTargetsWithNULAreRejected() {
+        let tree = Tree(nodes: [TreeNode(name: Array("link".utf8), metadata: Self.meta, content: .symlink(target: Array("/etc".utf8) + [0] + Array("passwd".utf8)))])
+        #expect(throws: MalformedObject.self) { try Tree(decoding: tree.encoded(), id: treeID) }
+    }
+
+    @Test func namesThatAreNotUTF8StillDecode() throws {
+        let name: [UInt8] = [0xff, 0xfe, 0x0a, 0x41]  // not UTF-8, with a newline
+        let tree = Tree(nodes: [TreeNode(name: name, metadata: Self.meta, content: .symlink(target: [0xff]))])
+        #expect(try Tree(decoding: tree.encoded(), id: treeID).nodes.map(\.name) == [name])
     }
 
     @Test func treesWithRepeatedNamesAreRejected() {

@@ -8,6 +8,11 @@ public struct RestoreRequest: Sendable {
     public var includes: [String] = []
     /// Hold a shared lock, so a prune cannot delete data halfway through (off for read-only storage).
     public var lock = true
+    /// Give files the owner (uid, gid) the snapshot records, and keep their set-user-id and
+    /// set-group-id bits. Off by default: a snapshot is data from wherever it was made, and
+    /// restored files then belong to whoever restores them, without set-id bits (the sticky bit
+    /// stays), as restic and tar do.
+    public var preserveOwner = false
     public init(snapshot: SnapshotID, target: String) {
         self.snapshot = snapshot
         self.target = target
@@ -48,11 +53,12 @@ extension Repository {
     private func runRestore(_ request: RestoreRequest, progress: (@Sendable (RestoreProgress) -> Void)?) async throws -> RestoreResult {
         let snapshot = try await loadSnapshot(request.snapshot)
         let index = try await loadIndex()
-        var restorer = Restorer(repository: self, index: index, includes: request.includes.map { SnapshotPath.components($0) }, progress: progress)
-        let target = RawPath(request.target)
-        try restorer.makeDirectory(target)
+        let target = try RestoreDirectory.openTarget(RawPath(request.target))
+        var restorer = Restorer(
+            repository: self, index: index, snapshot: request.snapshot, target: target,
+            includes: request.includes.map { SnapshotPath.components($0) }, preserveOwner: request.preserveOwner, progress: progress)
         try await withThrowingTaskGroup(of: FileOutcome.self) { group in
-            try await restorer.restoreTree(snapshot.root, at: target, components: [], group: &group)
+            try await restorer.restoreTree(snapshot.root, in: target, components: [], group: &group)
             while let outcome = try await group.next() { restorer.record(outcome) }
         }
         restorer.finish()
@@ -74,29 +80,58 @@ struct FileOutcome: Sendable {
     let problem: String?
 }
 
+/// Walks a snapshot's trees and recreates them below the target, through open folder
+/// descriptors only (RestoreDirectory): the walk holds the chain of folders from the target
+/// down to the one it is in, and each file being written holds its own folder.
 struct Restorer {
     static let filesInFlight = 4
 
     let repository: Repository
     let index: MasterIndex
+    let snapshot: SnapshotID
+    let target: RestoreDirectory
     let includes: [[[UInt8]]]
+    let preserveOwner: Bool
     let progress: (@Sendable (RestoreProgress) -> Void)?
+    /// Folders open at once are one per level; this many levels stay well inside the
+    /// open-file limit, leaving room for files, packs and the cache.
+    let maxDepth: Int
     var result = RestoreResult()
-    /// (device, inode) of multiply-linked files already being restored → where.
-    var linked: [LinkKey: RawPath] = [:]
+    /// (device, inode) of multiply-linked files already being restored → where (components
+    /// below the target).
+    var linked: [LinkKey: [[UInt8]]] = [:]
     /// Later names of hard-linked files, linked once every file is written.
-    var pendingLinks: [(first: RawPath, path: RawPath)] = []
-    /// Directories in the order they were entered; their times are set last, deepest first,
-    /// since writing into a directory changes its mtime.
-    var directories: [(RawPath, NodeMetadata)] = []
+    var pendingLinks: [(first: [[UInt8]], path: [[UInt8]])] = []
+    /// Folders in the order they were entered; their modes and times are set last, each after
+    /// everything inside it (writing into a folder changes its mtime, and a mode such as 0500
+    /// would stop the writing).
+    var directories: [([[UInt8]], NodeMetadata)] = []
     var inFlight = 0
     var lastReport: UInt64 = 0
 
-    init(repository: Repository, index: MasterIndex, includes: [[[UInt8]]], progress: (@Sendable (RestoreProgress) -> Void)?) {
+    init(
+        repository: Repository, index: MasterIndex, snapshot: SnapshotID, target: RestoreDirectory, includes: [[[UInt8]]],
+        preserveOwner: Bool, progress: (@Sendable (RestoreProgress) -> Void)?
+    ) {
         self.repository = repository
         self.index = index
+        self.snapshot = snapshot
+        self.target = target
         self.includes = includes
+        self.preserveOwner = preserveOwner
         self.progress = progress
+        maxDepth = max(16, Self.openFileLimit() - 128)
+    }
+
+    static func openFileLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        return Int(clamping: limit.rlim_cur)
+    }
+
+    /// Where `components` (below the target) is, for messages.
+    func display(_ components: [[UInt8]]) -> String {
+        components.reduce(target.path) { $0.appending($1) }.display
     }
 
     /// Whether a node at `components` is selected, or lies on the way to a selected one.
@@ -110,69 +145,72 @@ struct Restorer {
         return (false, onTheWay)
     }
 
-    /// Creates a directory, or reuses one that exists. Anything else in the way (a symlink
-    /// above all, which could lead writes outside the target) is removed first.
-    mutating func makeDirectory(_ path: RawPath) throws {
-        if path.withCString({ mkdir($0, 0o700) }) == 0 { return }
-        guard errno == EEXIST else { throw FileError(errno: errno, operation: "mkdir \(path.display)") }
-        var st = Glibc.stat()
-        if path.withCString({ lstat($0, &st) }) == 0 && (st.st_mode & S_IFMT) == S_IFDIR { return }
-        guard path.withCString({ unlink($0) }) == 0, path.withCString({ mkdir($0, 0o700) }) == 0 else {
-            throw FileError(errno: errno, operation: "replace \(path.display) with a directory")
+    /// A tree, refused whole if it is damaged (a name that is not one file name, names out
+    /// of order or twice: FORMAT.md §9), with the error naming the snapshot and the folder.
+    func loadTree(_ id: BlobID, at components: [[UInt8]]) async throws -> Tree {
+        do {
+            return try await repository.loadTree(id, index: index)
+        } catch RepositoryError.malformed(let name, let detail) {
+            let folder = "/" + components.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/")
+            throw RepositoryError.malformed(name, detail: "\(detail); it is the folder \(folder) of snapshot \(snapshot.short), which was not restored past this point")
         }
     }
 
-    mutating func restoreTree(_ id: BlobID, at dir: RawPath, components: [[UInt8]], group: inout ThrowingTaskGroup<FileOutcome, any Error>) async throws {
-        let tree = try await repository.loadTree(id, index: index)
+    mutating func restoreTree(_ id: BlobID, in dir: RestoreDirectory, components: [[UInt8]], group: inout ThrowingTaskGroup<FileOutcome, any Error>) async throws {
+        let tree = try await loadTree(id, at: components)
         for node in tree.nodes {
             try Task.checkCancellation()
             let comps = components + [node.name]
             let (selected, onTheWay) = selection(comps)
             guard selected || onTheWay else { continue }
-            let path = dir.appending(node.name)
             switch node.content {
             case .directory(let subtree):
-                try makeDirectory(path)
-                directories.append((path, node.metadata))
-                try await restoreTree(subtree, at: path, components: comps, group: &group)
+                guard comps.count <= maxDepth else {
+                    throw FileError(errno: EMFILE, operation: "restore \(display(comps)): folders nested deeper than \(maxDepth) levels need a higher open-file limit (RLIMIT_NOFILE)")
+                }
+                let sub = try dir.makeDirectory(node.name)
+                directories.append((comps, node.metadata))
+                try await restoreTree(subtree, in: sub, components: comps, group: &group)
                 if selected { result.directories += 1 }
             case .file(let size, let chunks):
                 guard selected else { continue }
-                try await submitFile(path, metadata: node.metadata, size: size, chunks: chunks, group: &group)
+                try await submitFile(node.name, in: dir, components: comps, metadata: node.metadata, size: size, chunks: chunks, group: &group)
             case .symlink(let target):
                 guard selected else { continue }
-                Self.unlinkIfPresent(path)
-                let ok = path.withCString { p in RawPath(bytes: target).withCString { symlink($0, p) } } == 0
-                if !ok {
-                    result.problems.append(RestoreProblem(path: path.display, message: FileError(errno: errno, operation: "symlink").description))
+                do {
+                    try dir.makeSymlink(node.name, to: target)
+                } catch {
+                    result.problems.append(RestoreProblem(path: display(comps), message: "\(error)"))
                     continue
                 }
-                Self.applyMetadata(path, node.metadata, isSymlink: true)
+                dir.applySymlinkMetadata(node.name, node.metadata, preserveOwner: preserveOwner)
                 result.symlinks += 1
             }
         }
     }
 
-    private mutating func submitFile(_ path: RawPath, metadata meta: NodeMetadata, size: UInt64, chunks: [BlobID], group: inout ThrowingTaskGroup<FileOutcome, any Error>) async throws {
+    private mutating func submitFile(
+        _ name: [UInt8], in dir: RestoreDirectory, components: [[UInt8]], metadata meta: NodeMetadata, size: UInt64, chunks: [BlobID],
+        group: inout ThrowingTaskGroup<FileOutcome, any Error>
+    ) async throws {
         if meta.links > 1 {
             // Same inode and same content: an inode reused during the backup must not link
             // two different files.
             let key = LinkKey(device: meta.device, inode: meta.inode, size: size, chunks: chunks)
             if let first = linked[key] {
-                pendingLinks.append((first, path))
+                pendingLinks.append((first, components))
                 return
             }
-            linked[key] = path
+            linked[key] = components
         }
         if inFlight >= Self.filesInFlight, let outcome = try await group.next() {
             inFlight -= 1
             record(outcome)
         }
         inFlight += 1
+        let file = RestoredFile(directory: dir, name: name, metadata: meta, size: size, chunks: chunks, preserveOwner: preserveOwner)
         let repository = self.repository, index = self.index
-        group.addTask {
-            await Self.restoreContents(path, metadata: meta, size: size, chunks: chunks, repository: repository, index: index)
-        }
+        group.addTask { await file.restore(repository: repository, index: index) }
     }
 
     mutating func record(_ outcome: FileOutcome) {
@@ -189,28 +227,77 @@ struct Restorer {
         progress(RestoreProgress(files: result.files, bytes: result.bytes, currentPath: outcome.path.display))
     }
 
-    /// Hard links, then directory times, once all contents are written.
+    /// Hard links, then folder modes and times, once all contents are written. Folders are
+    /// opened again from the target down, one name at a time and never through a symlink
+    /// (FolderChain); the folders entered, taken in reverse, come each after everything
+    /// inside it.
     mutating func finish() {
+        var chain = FolderChain(target: target)
         for (first, path) in pendingLinks {
-            Self.unlinkIfPresent(path)
-            if first.withCString({ f in path.withCString { link(f, $0) } }) == 0 {
+            do {
+                let from = try chain.open(first.dropLast())
+                let to = try chain.open(path.dropLast())
+                try to.makeHardLink(path.last!, to: first.last!, in: from)
                 result.hardLinks += 1
-            } else {
-                result.problems.append(RestoreProblem(path: path.display, message: FileError(errno: errno, operation: "link to \(first.display)").description))
+            } catch {
+                result.problems.append(RestoreProblem(path: display(path), message: "\(error)"))
             }
         }
-        for (path, meta) in directories.reversed() { Self.applyMetadata(path, meta, isSymlink: false) }
+        for (components, meta) in directories.reversed() {
+            do {
+                RestoreMetadata.apply(meta, to: try chain.open(components[...]).descriptor, preserveOwner: preserveOwner)
+            } catch {
+                result.problems.append(RestoreProblem(path: display(components), message: "\(error)"))
+            }
+        }
     }
+}
 
-    static func unlinkIfPresent(_ path: RawPath) { _ = path.withCString { unlink($0) } }
+/// The open folders from the target down to the last one asked for, so that folders taken
+/// one after another near each other cost an `openat` or two, not one per level.
+struct FolderChain {
+    let target: RestoreDirectory
+    var held: [(name: [UInt8], folder: RestoreDirectory)] = []
 
-    /// Writes one file from its verified chunks; on any failure the file is removed, never left
+    init(target: RestoreDirectory) { self.target = target }
+
+    mutating func open(_ components: ArraySlice<[UInt8]>) throws -> RestoreDirectory {
+        var shared = 0
+        for (open, wanted) in zip(held, components) {
+            guard open.name == wanted else { break }
+            shared += 1
+        }
+        held.removeLast(held.count - shared)
+        var folder = held.last?.folder ?? target
+        for name in components.dropFirst(shared) {
+            folder = try folder.openDirectory(name)
+            held.append((name, folder))
+        }
+        return folder
+    }
+}
+
+/// One file to restore from its chunks, in the folder that holds it.
+struct RestoredFile: Sendable {
+    let directory: RestoreDirectory
+    let name: [UInt8]
+    let metadata: NodeMetadata
+    let size: UInt64
+    let chunks: [BlobID]
+    let preserveOwner: Bool
+
+    var path: RawPath { directory.path.appending(name) }
+
+    /// Sealed bytes fetched per window of a file; with `Restorer.filesInFlight` files at once
+    /// this bounds restore's memory for data.
+    static let windowBytes = 16 << 20
+
+    /// Writes the file from its verified chunks; on any failure the file is removed, never left
     /// holding wrong or partial bytes.
-    static func restoreContents(_ path: RawPath, metadata meta: NodeMetadata, size: UInt64, chunks: [BlobID], repository: Repository, index: MasterIndex) async -> FileOutcome {
-        unlinkIfPresent(path)
-        let fd = path.withCString { open($0, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600) }
-        guard fd >= 0 else {
-            return FileOutcome(path: path, bytes: 0, problem: FileError(errno: errno, operation: "create").description)
+    func restore(repository: Repository, index: MasterIndex) async -> FileOutcome {
+        let fd: Int32
+        do { fd = try directory.createFile(name) } catch {
+            return FileOutcome(path: path, bytes: 0, problem: "\(error)")
         }
         var failure: String? = nil
         var offset: UInt64 = 0
@@ -228,7 +315,7 @@ struct Restorer {
                 let plains = try await repository.loadBlobs(chunks[start..<end].map { BlobHandle(id: $0, type: .data) }, index: index)
                 for bytes in plains {
                     // All-zero chunks become holes: sparse files stay sparse.
-                    if !isZero(bytes) { try writeAll(fd, bytes, at: offset) }
+                    if !Self.isZero(bytes) { try Self.writeAll(fd, bytes, at: offset) }
                     offset += UInt64(bytes.count)
                 }
                 start = end
@@ -242,17 +329,15 @@ struct Restorer {
         } catch {
             failure = "\(error)"
         }
-        close(fd)
         if let failure {
-            unlinkIfPresent(path)
+            close(fd)
+            directory.remove(name)
             return FileOutcome(path: path, bytes: 0, problem: failure)
         }
-        applyMetadata(path, meta, isSymlink: false)
+        RestoreMetadata.apply(metadata, to: fd, preserveOwner: preserveOwner)
+        close(fd)
         return FileOutcome(path: path, bytes: offset, problem: nil)
     }
-    /// Sealed bytes fetched per window of a file; with `filesInFlight` files at once this bounds
-    /// restore's memory for data.
-    static let windowBytes = 16 << 20
 
     static func isZero(_ bytes: [UInt8]) -> Bool {
         bytes.withUnsafeBytes { raw in
@@ -275,17 +360,6 @@ struct Restorer {
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { throw FileError(errno: errno, operation: "write") }
             done += n
-        }
-    }
-
-    /// Mode, owner (when root) and times; errors here are not worth failing a restore.
-    static func applyMetadata(_ path: RawPath, _ meta: NodeMetadata, isSymlink: Bool) {
-        path.withCString { p in
-            if geteuid() == 0 { _ = lchown(p, meta.uid, meta.gid) }
-            if !isSymlink { _ = chmod(p, mode_t(meta.mode)) }
-            let t = timespec(tv_sec: Int(meta.mtimeNanos / 1_000_000_000), tv_nsec: Int(meta.mtimeNanos % 1_000_000_000))
-            let times = [t, t]
-            _ = utimensat(AT_FDCWD, p, times, AT_SYMLINK_NOFOLLOW)
         }
     }
 

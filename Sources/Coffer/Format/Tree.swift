@@ -64,6 +64,21 @@ public struct Tree: Sendable, Equatable {
 
     public func node(named name: [UInt8]) -> TreeNode? { nodes.first { $0.name == name } }
 
+    /// Why `name` cannot be a node's name, or nil if it can (FORMAT.md §9): it must be one file
+    /// name, exactly as the kernel will read it. NUL would end it early (`..\0` is `..`, and
+    /// `x\0y` is `x`, the name of another node), `/` would make it a path, and `.` or `..` name
+    /// another folder. Any other bytes are fine: Linux names need not be UTF-8.
+    public static func nameProblem(_ name: [UInt8]) -> String? {
+        if name.isEmpty { return "is empty" }
+        if name == [0x2E] || name == [0x2E, 0x2E] { return "is . or .." }
+        if name.contains(0x2F) { return "holds a /" }
+        if name.contains(0) { return "holds a NUL byte" }
+        return nil
+    }
+
+    /// A name for messages, quoted with Swift escapes (`"x\0y"`); invalid UTF-8 shows as U+FFFD.
+    public static func quoted(_ name: [UInt8]) -> String { String(decoding: name, as: UTF8.self).debugDescription }
+
     /// Fills in a node's content (a long file's chunks, once read); its name and place stay.
     mutating func setContent(of index: Int, _ content: TreeNode.Content) { nodes[index].content = content }
 
@@ -111,8 +126,8 @@ public struct Tree: Sendable, Equatable {
         for _ in 0..<count {
             let kind = try r.u8()
             let name = try r.lengthPrefixed()
-            guard !name.isEmpty, !name.contains(UInt8(ascii: "/")), name != [46], name != [46, 46] else {
-                throw MalformedObject("tree \(id.short): invalid name")
+            if let problem = Self.nameProblem(name) {
+                throw MalformedObject("tree \(id.short): the name \(Self.quoted(name)) \(problem)")
             }
             let meta = NodeMetadata(
                 mode: try r.u32(), uid: try r.u32(), gid: try r.u32(), mtimeNanos: try r.i64(), ctimeNanos: try r.i64(),
@@ -133,11 +148,15 @@ public struct Tree: Sendable, Equatable {
                 }
                 content = .file(size: size, chunks: ids)
             case 2: content = .directory(subtree: try r.id())
-            case 3: content = .symlink(target: try r.lengthPrefixed())
+            case 3:
+                let target = try r.lengthPrefixed()
+                // The kernel would cut the target at the NUL: not what was backed up.
+                guard !target.contains(0) else { throw MalformedObject("tree \(id.short): the symlink \(Self.quoted(name)) has a target holding a NUL byte") }
+                content = .symlink(target: target)
             default: throw MalformedObject("tree \(id.short): unknown node kind \(kind)")
             }
             if let last = nodes.last, !last.name.lexicographicallyPrecedes(name) {
-                throw MalformedObject("tree \(id.short): names not sorted or repeated")
+                throw MalformedObject(last.name == name ? "tree \(id.short): the name \(Self.quoted(name)) appears twice" : "tree \(id.short): names not sorted")
             }
             nodes.append(TreeNode(name: name, metadata: meta, content: content, chunkLists: lists))
         }
