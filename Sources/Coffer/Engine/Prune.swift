@@ -64,12 +64,12 @@ extension Repository {
     /// packs with much unused data and small packs are rewritten, then a new index is written,
     /// and only then are the old index objects and packs deleted. Holds an exclusive lock.
     public func prune(_ options: PruneOptions = PruneOptions(), progress: (@Sendable (String) -> Void)? = nil) async throws -> PruneReport {
-        try await withLock(exclusive: true, waitNanos: options.lockWaitNanos) {
-            try await runPrune(options, progress: progress)
+        try await withLock(exclusive: true, waitNanos: options.lockWaitNanos) { lock in
+            try await runPrune(options, lock: lock, progress: progress)
         }
     }
 
-    private func runPrune(_ options: PruneOptions, progress: (@Sendable (String) -> Void)?) async throws -> PruneReport {
+    private func runPrune(_ options: PruneOptions, lock: RepositoryLock, progress: (@Sendable (String) -> Void)?) async throws -> PruneReport {
         var report = PruneReport()
         report.dryRun = options.dryRun
         progress?("loading index")
@@ -159,12 +159,16 @@ extension Repository {
         let doomed = plans.map { ObjectName(.data, $0.pack.id.hex) } + unreferenced.map(\.name) + truncated
         let storage = self.storage
         let staleIndexes = indexNames
+        // A prune whose lock lapsed may be running beside a backup that uses these packs.
+        try await lock.ensureHeld(before: "deleting anything; the new index is written, nothing was deleted")
         let (failures, bytesAfter) = try await withoutCancellation { () async throws -> ([String], UInt64) in
             var failures: [String] = []
             for name in staleIndexes {
+                try lock.ensureHeldByTime(before: "deleting the rest of the old index objects and packs")
                 do { try await storage.delete(name) } catch { failures.append("\(name): \(error)") }
             }
             for name in doomed {
+                try lock.ensureHeldByTime(before: "deleting the rest of the packs")
                 do { try await storage.delete(name) } catch StorageError.notFound {} catch { failures.append("\(name): \(error)") }
             }
             return (failures, try await storage.list(.data).reduce(0) { $0 + UInt64($1.size) })
