@@ -113,7 +113,9 @@ extension Repository {
         }
         // Nothing that references data (an index, the snapshot) is written unless the lock
         // still certainly holds: a prune may only have run if it lapsed.
-        let assembler = PackAssembler(repository: self, dryRun: request.dryRun, beforeIndex: { try await lock?.ensureHeld() })
+        let assembler = PackAssembler(
+            repository: self, dryRun: request.dryRun,
+            beforeIndex: { try await lock?.ensureHeld(before: "writing an index; the data uploaded so far is referenced by nothing") })
         assembler.adopt(resumed)
         let parent = try await findParent(request)
         let scanner = SizeScanner()
@@ -145,7 +147,7 @@ extension Repository {
             paths: walker.absolutePaths, tags: request.tags, root: rootID, parent: parent?.id, summary: summary)
         let report = walker.classifies ? walker.selectionReport : nil
         if request.dryRun { return BackupResult(snapshotID: nil, snapshot: snapshot, warnings: walker.warnings, notices: walker.notices, selection: report) }
-        try await lock?.ensureHeld()
+        try await lock?.ensureHeld(before: "writing the snapshot; the data uploaded so far is referenced by nothing")
         let (id, _) = try await saveSnapshot(snapshot)
         if let run { cache?.finishBackup(run.marker, settled: looksForUnindexed ? run.earlier : []) }
         var result = BackupResult(snapshotID: id, snapshot: snapshot, warnings: walker.warnings, notices: walker.notices, selection: report)

@@ -184,7 +184,7 @@ extension Repository {
         plans.removeAll { $0.action == .keep }
         let doomed = plans.map(\.pack.id) + unreferenced + truncated
         progress?("deleting \(indexObjects.count) old index objects and \(doomed.count) packs")
-        let outcome = try await replaceIndex(old: indexObjects, written: written, doomed: doomed) { try await lock.ensureHeld() }
+        let outcome = try await replaceIndex(old: indexObjects, written: written, doomed: doomed, lock: lock)
         report.bytesAfter = (try? await storage.list(.data))?.reduce(0) { $0 + UInt64($1.size) } ?? report.bytesBefore
         if !outcome.failures.isEmpty || outcome.packsKept > 0 {
             throw PruneError.deleteFailed(outcome.failures, packsKept: outcome.packsKept)

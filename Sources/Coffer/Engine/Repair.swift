@@ -183,7 +183,7 @@ extension Repository {
         report.blobs = have.count
 
         progress?("deleting \(oldObjects.count) old index objects")
-        let outcome = try await replaceIndex(old: oldObjects, written: written, doomed: damaged.map(\.pack)) { try await lock.ensureHeld() }
+        let outcome = try await replaceIndex(old: oldObjects, written: written, doomed: damaged.map(\.pack), lock: lock)
         report.packsSalvaged = outcome.packsDeleted
         if !outcome.failures.isEmpty || outcome.packsKept > 0 {
             throw RepairError.deleteFailed(outcome.failures, packsKept: outcome.packsKept)

@@ -32,12 +32,12 @@ extension Repository {
         var seen = Set<SnapshotID>()
         let unique = ids.filter { seen.insert($0).inserted }
         guard !unique.isEmpty else { return }
-        try await withLock(exclusive: true, waitNanos: lockWaitNanos) {
+        try await withLock(exclusive: true, waitNanos: lockWaitNanos) { lock in
             let present = Set(try await storage.list(.snapshots).compactMap { SnapshotID(hex: $0.name.name) })
             if let missing = unique.first(where: { !present.contains($0) }) {
                 throw RepositoryError.snapshotNotFound(missing.hex)
             }
-            try await deleteSnapshotObjects(unique)
+            try await deleteSnapshotObjects(unique, lock: lock)
         }
     }
 
@@ -65,16 +65,20 @@ extension Repository {
             return ForgetResult(groups: groups, removed: groups.flatMap { $0.removed.map(\.id) }, dryRun: dryRun)
         }
         if dryRun { return try decide(try await snapshots()) }
-        return try await withLock(exclusive: true, waitNanos: lockWaitNanos) {
+        return try await withLock(exclusive: true, waitNanos: lockWaitNanos) { lock in
             let result = try decide(try await snapshots())
-            try await deleteSnapshotObjects(result.removed)
+            try await deleteSnapshotObjects(result.removed, lock: lock)
             return result
         }
     }
 
-    private func deleteSnapshotObjects(_ ids: [SnapshotID]) async throws {
+    /// Deletes only while the exclusive lock is certainly held, as prune does: one whose lock
+    /// lapsed is no longer alone in the repository.
+    private func deleteSnapshotObjects(_ ids: [SnapshotID], lock: RepositoryLock) async throws {
+        if !ids.isEmpty { try await lock.ensureHeld(before: "forgetting snapshots; none was forgotten") }
         for id in ids {
             try Task.checkCancellation()
+            try lock.ensureHeldByTime(before: "forgetting the rest of the snapshots")
             try await storage.delete(ObjectName(.snapshots, id.hex))
         }
     }

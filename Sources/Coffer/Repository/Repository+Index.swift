@@ -56,11 +56,12 @@ extension Repository {
     /// run finishes the job. Index objects neither old nor written here (another process's)
     /// are read to see what they name; if one cannot be read, no pack is deleted.
     ///
-    /// Runs to its end once begun (Ctrl-C does not stop it half-way); `beforeDeleting` runs
-    /// first and may refuse (the lock must still be held).
+    /// Runs to its end once begun (Ctrl-C does not stop it half-way), except that it stops as
+    /// soon as `lock` may have lapsed (FORMAT.md §11.1): checked in storage before the first
+    /// deletion and by the clock before each one, since a prune whose lock lapsed may be running
+    /// beside a backup that uses these packs.
     func replaceIndex(
-        old: [ObjectName: Set<PackID>], written: Set<ObjectName>, doomed: [PackID],
-        beforeDeleting: (@Sendable () async throws -> Void)? = nil
+        old: [ObjectName: Set<PackID>], written: Set<ObjectName>, doomed: [PackID], lock: RepositoryLock?
     ) async throws -> IndexReplacement {
         // Every new index object must be in storage before anything it replaces goes.
         let present = Set(try await storage.list(.index).map(\.name))
@@ -68,11 +69,12 @@ extension Repository {
             throw IndexReplacementError.newIndexNotListed(absent)
         }
         try Task.checkCancellation()
-        try await beforeDeleting?()
+        try await lock?.ensureHeld(before: "deleting anything; the new index is written, nothing was deleted")
         return try await withoutCancellation { [self] () async throws -> IndexReplacement in
             var outcome = IndexReplacement()
             var refused: [ObjectName: String] = [:]
             for name in old.keys.sorted(by: { $0.name < $1.name }) {
+                try lock?.ensureHeldByTime(before: "deleting the rest of the old index objects and packs")
                 do { try await storage.delete(name) } catch StorageError.notFound {} catch {
                     refused[name] = "\(error)"
                 }
@@ -114,6 +116,7 @@ extension Repository {
                     continue
                 }
                 let name = ObjectName(.data, pack.hex)
+                try lock?.ensureHeldByTime(before: "deleting the rest of the packs")
                 do {
                     try await storage.delete(name)
                     outcome.packsDeleted += 1

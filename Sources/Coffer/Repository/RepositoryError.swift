@@ -18,7 +18,9 @@ public enum RepositoryError: Error, CustomStringConvertible {
     case ambiguousSnapshot(String, matches: [SnapshotID])
     case noSnapshots
     case locked(String)
-    case lockLost(String)
+    /// The lock may have looked stale to another process, or its object is gone: `before`
+    /// names what was not done.
+    case lockLost(String, before: String)
     case treeTooLarge(String)
     case vaultSlotNotWritten(String, detail: String)
     case notOpenedByVault
@@ -51,7 +53,7 @@ public enum RepositoryError: Error, CustomStringConvertible {
         case .ambiguousSnapshot(let s, let m): return "\(s) matches \(m.count) snapshots; give more digits"
         case .noSnapshots: return "the repository has no snapshots"
         case .locked(let why): return why
-        case .lockLost(let why): return "stopped before writing the snapshot: the repository lock was lost (\(why)); nothing written so far is referenced, run the backup again"
+        case .lockLost(let why, let before): return "the repository lock was lost (\(why)); stopped before \(before)"
         case .vaultSlotNotWritten(let account, let detail):
             return "the vault registered \(account), but the key slot could not be written (\(detail)); that account is unused now: run the command again with another --account name"
         case .notOpenedByVault: return "this repository was not opened through a key vault login"

@@ -12,9 +12,9 @@ public struct S3Options: Sendable, Equatable {
     /// The first retry waits about this long; each further retry doubles it, up to `maxBackoffSeconds`.
     public var backoffSeconds = 0.5
     public var maxBackoffSeconds = 30.0
-    /// No retry starts later than this after a request's first attempt (see RepositoryLock's
-    /// margin, which this must stay well inside).
-    public var retryWindowSeconds = 600
+    /// No retry starts later than this after a request's first attempt; whatever it is set to,
+    /// a request ends within `S3Transport.longestRequestSeconds` (RepositoryLock's margin).
+    public var retryWindowSeconds = 300
     /// The region to sign for; overrides AWS_REGION / AWS_DEFAULT_REGION / the profile.
     public var region: String?
     /// Path-style or virtual-hosted addressing; nil chooses by endpoint (S3Location).

@@ -55,12 +55,18 @@ final class S3Transport: Sendable {
         var maxResponseBytes = 16 << 20
     }
 
+    /// The longest one call of `send` can take, from the call to its end: waiting for a
+    /// connection slot, every attempt and every wait between attempts included. An attempt still
+    /// unanswered then is abandoned, and no attempt starts later than `retryWindowSeconds`
+    /// (at most this) after the call. The repository lock's margin is built on this
+    /// (`RepositoryLock.marginNanos`): a write sent after a lock check lands, or is abandoned,
+    /// before the lock could look stale to anyone. It also means an upload must reach about
+    /// 28 KB/s per connection to send a 16 MiB pack in time.
+    static let longestRequestSeconds: Int64 = 600
+
     /// Sends `request`, retrying transient failures. Returns the final answer, success or not
     /// (callers decide what a 404 means); throws only when no answer came, or the answers were
-    /// transient failures to the last attempt.
-    ///
-    /// No attempt starts more than `retryWindowSeconds` after the first: a write that follows a
-    /// lock check must land well before the lock could be taken for stale (RepositoryLock).
+    /// transient failures to the last attempt, or `longestRequestSeconds` ran out.
     ///
     /// A cancelled task sends nothing; cleanup that must reach the server after Ctrl-C (lock
     /// removal, prune's deletions) runs in a task of its own (`Storage.uncancelled`).
@@ -76,15 +82,19 @@ final class S3Transport: Sendable {
             payloadHash = SigV4Signer.emptyPayloadHash
         }
         let started = ContinuousClock.now
+        let giveUp = NIODeadline.now() + .seconds(Self.longestRequestSeconds)
+        let retryWindow = Duration.seconds(min(Int64(options.retryWindowSeconds), Self.longestRequestSeconds))
         var attempt = 0
         while true {
             attempt += 1
             try Task.checkCancellation()
             let failure: String
             var retryAfter: Double? = nil
-            let lastAttempt = attempt >= options.attempts || ContinuousClock.now - started > .seconds(options.retryWindowSeconds)
+            let lastAttempt = attempt >= options.attempts || ContinuousClock.now - started > retryWindow
             do {
-                let response = try await slots.withSlot { try await self.sendOnce(request, body: body, payloadHash: payloadHash) }
+                let response = try await slots.withSlot {
+                    try await self.sendOnce(request, body: body, payloadHash: payloadHash, giveUp: giveUp)
+                }
                 guard Self.isTransient(response) else { return response }
                 if lastAttempt {
                     let e = response.errorBody
@@ -103,7 +113,12 @@ final class S3Transport: Sendable {
                 failure = Self.describe(error)
             }
             meter.noteRetry(failure)
-            try await Task.sleep(nanoseconds: UInt64(backoff(attempt: attempt, retryAfter: retryAfter) * 1e9))
+            let wait = backoff(attempt: attempt, retryAfter: retryAfter)
+            // An attempt that could not start before the end would only fail at once.
+            guard NIODeadline.now() + .milliseconds(Int64(wait * 1000)) < giveUp else {
+                throw S3Error.unreachable(request: request.label, reason: "\(failure), and no time is left to retry", attempts: attempt)
+            }
+            try await Task.sleep(nanoseconds: UInt64(wait * 1e9))
         }
     }
 
@@ -140,7 +155,7 @@ final class S3Transport: Sendable {
         }
     }
 
-    private func sendOnce(_ request: Request, body: ByteBuffer?, payloadHash: String) async throws -> S3Response {
+    private func sendOnce(_ request: Request, body: ByteBuffer?, payloadHash: String, giveUp: NIODeadline) async throws -> S3Response {
         let signed = signer.sign(
             method: request.method.rawValue, host: location.hostHeader, path: location.requestPath(key: request.key),
             query: request.query, headers: request.headers, payloadHash: payloadHash, date: Date())
@@ -156,10 +171,11 @@ final class S3Transport: Sendable {
             http.headers.add(name: "Content-Length", value: "0")
         }
         // Stalls are caught by the idle timeouts (connect, write, read); the deadline only
-        // bounds a transfer that keeps trickling.
+        // bounds a transfer that keeps trickling, and never reaches past the whole request's.
         let seconds = max(options.timeoutSeconds * 10, 600) + Double(body?.readableBytes ?? 0) / 16384
         meter.noteRequest(sent: body?.readableBytes ?? 0)
-        let response = try await client.execute(http, deadline: .now() + .milliseconds(Int64(seconds * 1000)))
+        let deadline = min(NIODeadline.now() + .milliseconds(Int64(seconds * 1000)), giveUp)
+        let response = try await client.execute(http, deadline: deadline)
         var buffer = try await response.body.collect(upTo: request.maxResponseBytes)
         let body = buffer.readBytes(length: buffer.readableBytes) ?? []
         meter.noteReceived(body.count)
