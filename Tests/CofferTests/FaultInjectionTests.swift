@@ -53,6 +53,39 @@ import Testing
         #expect(failing.isEmpty, "seeds with violations: \(failing)")
     }
 
+    /// A range read that comes back short (storage breaking its promise of the whole range)
+    /// is damage to report, not bytes to slice: restore used to index past the end and crash.
+    @Test func restoreReportsShortRangeReadsAsDamageInsteadOfCrashing() async throws {
+        try await withTemporaryDirectory { dir async throws in
+            let base = LocalStorage(path: dir + "/repo")
+            try base.createLayout()
+            var rates = FaultRates()
+            rates[.shortRead] = 1
+            let storage = FaultyStorage(base: base, seed: 1, rates: rates)
+            let repo = try await Repository.initialize(storage: storage, credential: .password(Fixture.password("s")), options: Fixture.initOptions())
+            try makeDirectory(dir + "/src")
+            // Several chunks per file, so restore fetches them with one range read.
+            try writeFile(dir + "/src/big.bin", Fixture.bytes(400_000, seed: 3))
+            let id = try #require(try await repo.backup(BackupRequest(paths: [dir + "/src"])).snapshotID)
+            let snapshot = try await repo.loadSnapshot(id)
+            let index = try await repo.loadIndex()
+            guard case .directory(let src) = try await repo.loadTree(snapshot.root, index: index).nodes[0].content else {
+                throw TestFailure("the snapshot's root holds no src folder")
+            }
+            guard case .file(_, let chunks) = try await repo.loadTree(src, index: index).nodes[0].content else { throw TestFailure("big.bin is not a file") }
+            #expect(chunks.count > 1)
+
+            storage.enabled = true
+            await #expect(throws: RepositoryError.self) {
+                _ = try await repo.loadBlobs(chunks.map { BlobHandle(id: $0, type: .data) }, index: index)
+            }
+            let error = await #expect(throws: RepositoryError.self) {
+                _ = try await repo.loadBlob(BlobHandle(id: chunks[0], type: .data), index: index)
+            }
+            #expect(error?.description.contains("bytes asked for") == true, "\(String(describing: error))")
+        }
+    }
+
     /// The judge of "clear" must itself reject what it is meant to reject.
     @Test func theClarityJudgeRejectsWhatItShould() {
         let root = "/tmp/repo"
