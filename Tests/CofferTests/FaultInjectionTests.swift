@@ -19,8 +19,10 @@ import Testing
 /// A handful of seeds run in every `swift test`; `COFFER_FAULT_SEEDS=300` runs that many more
 /// (seeds 1…300, or from `COFFER_FAULT_SEED_FIRST`), each one's outcome printed on one line.
 @Suite struct FaultInjectionTests {
-    /// Seeds run on every `swift test`: fixed, not chosen to pass.
-    static let ciSeeds: [UInt64] = Array(1...8)
+    /// Seeds run on every `swift test`: 1…8, fixed, not chosen to pass, plus seeds the sweep
+    /// found failing in prune's deletions (a refused delete of an old index object), kept as
+    /// regression seeds.
+    static let ciSeeds: [UInt64] = Array(1...8) + [36, 81]
 
     @Test(arguments: ciSeeds)
     func aSeedOfStorageFaultsLeavesTheRepositoryConsistent(_ seed: UInt64) async throws {
@@ -203,8 +205,15 @@ final class FaultScenario {
         var g = SplitMix64(seed &* 0xA076_1D64_78BD_642F)
         let levels = [0, 0.01, 0.03, 0.06]
         var r = FaultRates()
-        for kind in FaultKind.allCases where kind != .delay { r[kind] = levels[Int(g.next() % UInt64(levels.count))] }
         r[.delay] = 0.05
+        // Every third seed fails only deletions, often: the other seeds rarely get as far as
+        // prune's deletions, where an unanswered or refused delete matters most.
+        if seed % 3 == 0 {
+            r[.deleteFailsBefore] = 0.2
+            r[.deleteFailsAfter] = 0.1
+            return r
+        }
+        for kind in FaultKind.allCases where kind != .delay { r[kind] = levels[Int(g.next() % UInt64(levels.count))] }
         return r
     }
 
@@ -281,6 +290,19 @@ final class FaultScenario {
         try await Repository.open(storage: storage, credential: .password(password))
     }
 
+    /// Each CLI command is a process of its own, and the next one removes the locks an earlier
+    /// one left behind (its pid is gone). In this one process they would block every later
+    /// command, so before each command they are removed, faults off, as that process would.
+    func removeLocksOfEarlierCommands() async throws {
+        let enabled = storage.enabled
+        storage.enabled = false
+        defer { storage.enabled = enabled }
+        for object in try await storage.list(.locks) {
+            try await storage.delete(object.name)
+            outcome.counts.leftoverLocks += 1
+        }
+    }
+
     func backup(_ label: String) async throws {
         var attempt = BackupAttempt(label: label, contents: try treeContents(source), startNanos: Repository.nowNanos())
         let source = self.source
@@ -320,6 +342,7 @@ final class FaultScenario {
 
     /// Runs one command under faults: on failure, judges the error and returns nil.
     func command<T>(_ name: String, _ body: () async throws -> T) async -> T? {
+        if name.hasSuffix(": open") { try? await removeLocksOfEarlierCommands() }
         storage.phase = name
         let from = storage.log.count
         outcome.counts.commands += 1
@@ -441,9 +464,14 @@ final class FaultScenario {
         for id in kept.subtracting(listed) { violation("snapshot \(id.short), kept by forget, is gone") }
         for id in removed.intersection(listed) { violation("snapshot \(id.short), forgotten, is back") }
         for id in listed.subtracting(kept) { violation("snapshot \(id.short) is there, but forget did not keep it") }
+        // A forget that failed under faults may have deleted what it meant to forget before
+        // failing (a delete whose answer was lost); its re-run then never sees that snapshot.
+        // That is allowed only for a snapshot keep-last 1 forgets: one older than a kept one.
+        let newestKept = kept.compactMap { id in forget!.groups.flatMap(\.decisions).first { $0.id == id }?.timeNanos }.max()
         for attempt in attempts {
-            guard let id = attempt.id else { continue }
-            if !kept.contains(id) && !removed.contains(id) { violation("\(attempt.label) reported snapshot \(id.short), which forget never saw") }
+            guard let id = attempt.id, !kept.contains(id), !removed.contains(id) else { continue }
+            let forgottenByTheFailedForget = forgetDone == nil && (newestKept.map { $0 > attempt.endNanos } ?? false)
+            if !forgottenByTheFailedForget { violation("\(attempt.label) reported snapshot \(id.short), which forget never saw") }
         }
 
         for id in listed.sorted(by: { $0.hex < $1.hex }) {
