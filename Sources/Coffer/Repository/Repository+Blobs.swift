@@ -39,13 +39,19 @@ extension Repository {
     /// (the first blob the range serves).
     private func readPack(_ pack: PackID, _ range: Range<Int>, for handle: BlobHandle) async throws -> [UInt8] {
         let name = ObjectName(.data, pack.hex)
+        let bytes: [UInt8]
         do {
-            return try await storage.read(name, range: range)
+            bytes = try await storage.read(name, range: range)
         } catch StorageError.notFound {
             throw RepositoryError.missingObject(name)
         } catch StorageError.truncated(_, let expected, let actual) {
             throw RepositoryError.blobDamaged(handle, pack: pack, detail: "pack truncated to \(actual) bytes, blob ends at \(expected)")
         }
+        // Storage promises the whole range; bytes short of it are never sliced as if they were.
+        guard bytes.count == range.count else {
+            throw RepositoryError.blobDamaged(handle, pack: pack, detail: "storage returned \(bytes.count) of the \(range.count) bytes asked for")
+        }
+        return bytes
     }
 
     private func openEnvelope(_ envelope: ArraySlice<UInt8>, handle: BlobHandle, entry: IndexEntry, decompressor: ZstdDecompressor) throws -> [UInt8] {
