@@ -80,7 +80,8 @@ let package = Package(
         .testTarget(
             name: "CofferVaultTests",
             dependencies: [
-                "CofferVault", "CofferCrypto", .product(name: "Hummingbird", package: "hummingbird"),
+                // Coffer: the client's side of a legacy account's re-registration, against a live vault.
+                "CofferVault", "CofferCrypto", "Coffer", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 // A real HTTPS client for the TLS test, trusting a certificate made for the test.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -116,7 +116,41 @@ struct RepositoryOptions: ParsableArguments {
         {
             repo.useCache(base: base)
         }
+        if let session = repo.vaultSession, let report = session.report { Self.warnAbout(report, address: session.address) }
         return (repo, credential)
+    }
+
+    /// Tells the owner what the vault reported at the login: failed attempts since the last
+    /// one (theirs or a guesser's), and an allowance running low.
+    static func warnAbout(_ report: VaultLoginReport, address: VaultAddress) {
+        if let failed = report.failedAttemptsSinceLastLogin, failed > 0 {
+            var facts = ["\(failed) failed login attempt\(failed == 1 ? "" : "s") since your last login"]
+            if let at = report.lastFailedAt { facts.append(" the latest at \(Self.timestamp(at))") }
+            if let left = report.attemptsLeft { facts.append(" \(left) wrong attempt\(left == 1 ? "" : "s") left before the account locks for good") }
+            Output.warning(
+                "vault \(address): \(facts.joined(separator: ",")). "
+                    + "If they were not yours, someone is guessing your password: change it with `coffer key passwd`")
+        } else if let left = report.attemptsLeft, left <= 3 {
+            Output.warning(
+                "vault \(address): only \(left) wrong attempt\(left == 1 ? "" : "s") left before the account locks for good; "
+                    + "`coffer key passwd` starts a new allowance")
+        }
+        switch report.reregistration {
+        case .done:
+            Output.warning("vault \(address) was registered by an older coffer-vault; it is now registered again under a fresh key, with the same password")
+        case .failed(let reason):
+            Output.warning(
+                "vault \(address) was registered by an older coffer-vault and could not be registered again (\(reason)); "
+                    + "run `coffer key passwd` (the same password will do): until then, answers collected from the older vault "
+                    + "can test password guesses against this account offline")
+        case nil: break
+        }
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
     }
 }
 

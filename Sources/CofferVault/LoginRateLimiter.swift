@@ -2,10 +2,10 @@ import CofferCrypto
 import Foundation
 import NIOCore
 
-/// A token bucket per client address for the requests that cost a guess or a stored row
-/// (`login/start`, `register/finish`). The per-account counter stops guessing at one account;
-/// this stops one address from spraying guesses over many names and filling the database with
-/// phantom rows.
+/// A token bucket per client address for the requests that cost a guess or hold state
+/// (`login/start`, and `register/start`, whose id every `register/finish` needs). The
+/// per-account counter stops guessing at one account; this stops one address from spraying
+/// guesses over many names, filling the database with phantom rows, or the registration table.
 ///
 /// Each bucket holds up to `perMinute` tokens (a burst of that many is fine) and refills
 /// continuously at `perMinute` a minute. State is in memory only: a restart forgives everyone,

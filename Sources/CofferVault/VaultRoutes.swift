@@ -8,8 +8,8 @@ public enum VaultRoutes {
     static let bodyLimit = 16 * 1024
 
     /// - Parameters:
-    ///   - loginRateLimiter: limits `login/start` and `register/finish` per client address; nil
-    ///     for no limit.
+    ///   - loginRateLimiter: limits `login/start` and `register/start` per client address (a
+    ///     `register/finish` needs the id of a start, so it is limited with it); nil for no limit.
     ///   - trustedProxies: peers whose `X-Forwarded-For` names the client for that limit.
     public static func router(
         service: VaultService, loginRateLimiter: LoginRateLimiter?, trustedProxies: TrustedProxies = .none
@@ -17,19 +17,21 @@ public enum VaultRoutes {
         let router = Router(context: VaultRequestContext.self)
         router.add(middleware: JSONErrorMiddleware())
         router.post("/v1/accounts/:account/register/start") { request, context in
+            try checkRate(loginRateLimiter, trustedProxies, request, context)
             let account = try accountName(context)
             let body = try await decode(RegisterStartBody.self, request)
-            let response = try service.registerStart(account: account, request: try bytes(body.request, "request"))
-            return try json(.ok, ["response": response.base64EncodedString()])
+            let (response, registration) = try await service.registerStart(account: account, request: try bytes(body.request, "request"))
+            return try json(.ok, ["response": response.base64EncodedString(), "registration": registration])
         }
         router.post("/v1/accounts/:account/register/finish") { request, context in
-            try checkRate(loginRateLimiter, trustedProxies, request, context)
             let account = try accountName(context)
             let body = try await decode(RegisterFinishBody.self, request)
             let outcome = try await service.registerFinish(
-                account: account, record: try bytes(body.record, "record"), sealedKey: try bytes(body.sealed_key, "sealed_key"),
-                token: body.token)
-            return try json(outcome == .created ? .created : .ok, ["status": outcome == .created ? "created" : "replaced"])
+                account: account, registration: body.registration, record: try bytes(body.record, "record"),
+                sealedKey: try bytes(body.sealed_key, "sealed_key"), token: body.token)
+            var answer = ["status": outcome.outcome == .created ? "created" : "replaced"]
+            answer["token"] = outcome.token
+            return try json(outcome.outcome == .created ? .created : .ok, answer)
         }
         router.post("/v1/accounts/:account/login/start") { request, context in
             try checkRate(loginRateLimiter, trustedProxies, request, context)
@@ -43,7 +45,11 @@ public enum VaultRoutes {
             let body = try await decode(LoginFinishBody.self, request)
             let success = try await service.loginFinish(account: account, session: body.session, ke3: try bytes(body.ke3, "ke3"))
             return try json(
-                .ok, LoginFinishResponse(sealed_key: success.sealedKey.base64EncodedString(), attempts_left: success.attemptsLeft, token: success.token))
+                .ok,
+                LoginFinishResponse(
+                    sealed_key: success.sealedKey.base64EncodedString(), attempts_left: success.attemptsLeft, token: success.token,
+                    failed_attempts_since_last_login: success.failedAttemptsSinceLastLogin,
+                    last_failed_at: success.lastFailedAt.map { Int64($0.timeIntervalSince1970) }, reregister: success.needsReregistration))
         }
         return router
     }
@@ -64,6 +70,8 @@ public enum VaultRoutes {
 
     struct RegisterStartBody: Decodable { let request: String }
     struct RegisterFinishBody: Decodable {
+        /// From `register/start`: names the OPRF key the record was made under.
+        let registration: String
         let record: String
         let sealed_key: String
         let token: String?
@@ -77,6 +85,10 @@ public enum VaultRoutes {
         let sealed_key: String
         let attempts_left: Int
         let token: String
+        let failed_attempts_since_last_login: Int
+        /// Unix seconds; absent when there were no failures (or their time is unknown).
+        let last_failed_at: Int64?
+        let reregister: Bool
     }
     struct ErrorBody: Encodable {
         let error: String
@@ -144,6 +156,7 @@ public enum VaultRoutes {
         case .authenticationFailed(let left): (.unauthorized, ErrorBody(error: "wrong password or unknown account", attempts_left: left))
         case .invalidSession: (.unauthorized, ErrorBody(error: "unknown or expired login session", attempts_left: nil))
         case .invalidToken: (.unauthorized, ErrorBody(error: "unknown or expired token", attempts_left: nil))
+        case .invalidRegistration: (.gone, ErrorBody(error: "unknown or expired registration; start it again", attempts_left: nil))
         case .accountExists: (.conflict, ErrorBody(error: "the account exists", attempts_left: nil))
         case .locked: (.init(code: 423, reasonPhrase: "Locked"), ErrorBody(error: "the account is locked", attempts_left: 0))
         case .rateLimited(let seconds):

@@ -17,8 +17,12 @@ public struct VaultServerConfiguration: Sendable {
     public var port: Int
     /// Holds `vault.db` (accounts) and `vault.key` (the server's long-term secrets).
     public var dataDirectory: String
+    /// Wrong attempts allowed per password (a password change starts a new allowance).
     public var maxAttempts: Int
-    /// `login/start` and `register/finish` requests a minute per client address (an IPv6
+    /// Wrong attempts allowed over an account's life, across password changes; nil for 10 ×
+    /// `maxAttempts`.
+    public var maxLifetimeAttempts: Int?
+    /// `login/start` and `register/start` requests a minute per client address (an IPv6
     /// client by its /64), also the burst allowed; 0 for no limit. Behind a proxy every
     /// client has the proxy's address.
     public var loginRate: Int
@@ -33,13 +37,15 @@ public struct VaultServerConfiguration: Sendable {
     public var tlsKeyPath: String?
 
     public init(
-        host: String = "127.0.0.1", port: Int = 8443, dataDirectory: String, maxAttempts: Int = 10, loginRate: Int = 30,
+        host: String = "127.0.0.1", port: Int = 8443, dataDirectory: String, maxAttempts: Int = 10, maxLifetimeAttempts: Int? = nil,
+        loginRate: Int = 30,
         trustedProxies: [String] = [], insecureHTTP: Bool = false, tlsCertificatePath: String? = nil, tlsKeyPath: String? = nil
     ) {
         self.host = host
         self.port = port
         self.dataDirectory = dataDirectory
         self.maxAttempts = maxAttempts
+        self.maxLifetimeAttempts = maxLifetimeAttempts
         self.loginRate = loginRate
         self.trustedProxies = trustedProxies
         self.insecureHTTP = insecureHTTP
@@ -55,6 +61,9 @@ public struct VaultServerConfiguration: Sendable {
     public func validate() throws(VaultConfigurationError) {
         guard (1...65535).contains(port) else { throw VaultConfigurationError(message: "--port must be 1 to 65535") }
         guard maxAttempts >= 1 else { throw VaultConfigurationError(message: "--max-attempts must be at least 1") }
+        guard (maxLifetimeAttempts ?? maxAttempts) >= maxAttempts else {
+            throw VaultConfigurationError(message: "--max-lifetime-attempts must be at least --max-attempts (\(maxAttempts))")
+        }
         guard loginRate >= 0 else { throw VaultConfigurationError(message: "--login-rate must be 0 (no limit) or more") }
         _ = try TrustedProxies(trustedProxies)
         switch (tlsCertificatePath, tlsKeyPath) {
@@ -108,7 +117,8 @@ public struct VaultServerConfiguration: Sendable {
                     + "(new keys would make every password fail); to start over, move vault.db away")
         }
         let keys = try VaultKeys.loadOrCreate(path: keyPath)
-        return try VaultService(store: store, keys: keys, configuration: opaque, maxAttempts: maxAttempts)
+        return try VaultService(store: store, keys: keys, configuration: opaque, maxAttempts: maxAttempts,
+            maxLifetimeAttempts: maxLifetimeAttempts)
     }
 
     /// Holds `DIR/vault.lock` for as long as the returned value lives: two servers on one data

@@ -16,8 +16,12 @@ struct VaultCommand: AsyncParsableCommand {
             elsewhere (behind a TLS-terminating proxy). Once it accepts connections it prints \
             "coffer-vault listening on URL" on standard output.
 
-            --login-rate limits the requests that cost a guess or store an account (login start, \
-            registration finish) per client address, an IPv6 client by its /64; a request over the \
+            An account locks for good after --max-attempts wrong logins since its last password \
+            change (a successful login does not reset the count; a password change does), or after \
+            --max-lifetime-attempts over its life.
+
+            --login-rate limits the requests that cost a guess or hold server memory (login start, \
+            registration start) per client address, an IPv6 client by its /64; a request over the \
             limit gets HTTP 429 and is not counted. Behind a proxy every client has the proxy's \
             address, unless the proxy is named with --trusted-proxy (its X-Forwarded-For is then \
             believed); or raise the rate, or set 0 and limit at the proxy.
@@ -26,7 +30,11 @@ struct VaultCommand: AsyncParsableCommand {
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on.") var port = 8443
     @Option(name: .customLong("data"), help: "Directory for vault.db and vault.key (created, mode 0700).") var data: String
-    @Option(help: "Failed logins after which an account is locked for good.") var maxAttempts = 10
+    @Option(help: "Wrong logins since the last password change after which an account is locked for good.") var maxAttempts = 10
+    @Option(help: ArgumentHelp(
+        "Wrong logins over an account's life, across password changes, after which it is locked for good (default: 10 × --max-attempts).",
+        valueName: "n"))
+    var maxLifetimeAttempts: Int?
     @Option(help: ArgumentHelp("Logins and registrations a minute per client address (also the burst); 0 for no limit.", valueName: "n"))
     var loginRate = 30
     @Option(help: ArgumentHelp(
@@ -40,7 +48,8 @@ struct VaultCommand: AsyncParsableCommand {
 
     var serverConfiguration: VaultServerConfiguration {
         VaultServerConfiguration(
-            host: host, port: port, dataDirectory: data, maxAttempts: maxAttempts, loginRate: loginRate,
+            host: host, port: port, dataDirectory: data, maxAttempts: maxAttempts,
+            maxLifetimeAttempts: maxLifetimeAttempts, loginRate: loginRate,
             trustedProxies: trustedProxy, insecureHTTP: insecureHTTP, tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey)
     }
 

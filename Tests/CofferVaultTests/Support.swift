@@ -13,19 +13,22 @@ final class VaultFixture: Sendable {
     let service: VaultService
     let client = OPAQUEClient(configuration: VaultFixture.configuration)
 
-    init(maxAttempts: Int = 10) throws {
+    init(maxAttempts: Int = 10, maxLifetimeAttempts: Int? = nil) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-vault-test-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         keys = try VaultKeys.loadOrCreate(path: directory + "/vault.key")
-        service = try Self.openService(directory: directory, keys: keys, clock: clock, maxAttempts: maxAttempts)
+        service = try Self.openService(
+            directory: directory, keys: keys, clock: clock, maxAttempts: maxAttempts, maxLifetimeAttempts: maxLifetimeAttempts)
     }
 
     deinit { try? FileManager.default.removeItem(atPath: directory) }
 
-    static func openService(directory: String, keys: VaultKeys, clock: TestClock, maxAttempts: Int) throws -> VaultService {
+    static func openService(
+        directory: String, keys: VaultKeys, clock: TestClock, maxAttempts: Int, maxLifetimeAttempts: Int? = nil
+    ) throws -> VaultService {
         try VaultService(
             store: VaultStore(path: directory + "/vault.db"), keys: keys, configuration: configuration,
-            maxAttempts: maxAttempts, now: { clock.now })
+            maxAttempts: maxAttempts, maxLifetimeAttempts: maxLifetimeAttempts, now: { clock.now })
     }
 
     /// A second service over the same files, as after a restart.
@@ -35,21 +38,25 @@ final class VaultFixture: Sendable {
             maxAttempts: maxAttempts)
     }
 
-    /// Runs a whole registration; returns the record and the client's view.
-    func registration(_ account: String, password: String, service: VaultService? = nil) throws -> (record: [UInt8], exportKey: SecureBytes) {
+    /// Runs the client's side of a registration and the server's start; returns the record,
+    /// the client's view and the registration id `registerFinish` needs.
+    func registration(_ account: String, password: String, service: VaultService? = nil) async throws
+        -> (record: [UInt8], exportKey: SecureBytes, registration: String)
+    {
         let service = service ?? self.service
         let (request, state) = try client.startRegistration(password: SecureBytes(copying: Array(password.utf8)))
-        let response = try service.registerStart(account: Array(account.utf8), request: request.serialized)
+        let (response, registration) = try await service.registerStart(account: Array(account.utf8), request: request.serialized)
         let result = try client.finishRegistration(OPAQUE.RegistrationResponse(bytes: response), state: state)
-        return (result.record.serialized, result.exportKey)
+        return (result.record.serialized, result.exportKey, registration)
     }
 
     @discardableResult
     func register(_ account: String, password: String, sealedKey: [UInt8] = Array("sealed".utf8), token: String? = nil) async throws
         -> VaultService.RegistrationOutcome
     {
-        let (record, _) = try registration(account, password: password)
-        return try await service.registerFinish(account: Array(account.utf8), record: record, sealedKey: sealedKey, token: token)
+        let (record, _, registration) = try await registration(account, password: password)
+        return try await service.registerFinish(
+            account: Array(account.utf8), registration: registration, record: record, sealedKey: sealedKey, token: token).outcome
     }
 
     /// A full login. A wrong password cannot open the envelope, so the client sends a random

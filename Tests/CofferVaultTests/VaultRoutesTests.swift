@@ -47,8 +47,10 @@ struct VaultRoutesTests {
                 let (status, start) = try await Self.post(http, base + "/register/start", ["request": Self.b64(request.serialized)])
                 #expect(status == .ok)
                 let response = try OPAQUE.RegistrationResponse(bytes: try Self.bytes(start["response"]))
+                let registration = try #require(start["registration"] as? String)
+                #expect(registration.count == 64)
                 let record = try client.finishRegistration(response, state: state).record
-                var body = ["record": Self.b64(record.serialized), "sealed_key": Self.b64(sealed)]
+                var body = ["record": Self.b64(record.serialized), "sealed_key": Self.b64(sealed), "registration": registration]
                 body["token"] = token
                 return try await Self.post(http, base + "/register/finish", body)
             }
@@ -70,12 +72,34 @@ struct VaultRoutesTests {
             #expect(status == .ok)
             #expect(try Self.bytes(ok["sealed_key"]) == [1, 2])
             #expect(ok["attempts_left"] as? Int == 10)
+            #expect(ok["failed_attempts_since_last_login"] as? Int == 0)
+            #expect(ok["last_failed_at"] == nil)
+            #expect(ok["reregister"] as? Bool == false)
             let token = try #require(ok["token"] as? String)
 
             let (wrong, failed) = try await login("nope")
             #expect(wrong == .unauthorized)
             #expect(failed["attempts_left"] as? Int == 9)
             #expect(failed["error"] is String)
+            let (_, told) = try await login("pw")
+            #expect(told["failed_attempts_since_last_login"] as? Int == 1)
+            #expect(told["last_failed_at"] as? Int == Int(vault.clock.now.timeIntervalSince1970))
+            #expect(told["attempts_left"] as? Int == 9)
+
+            // A finish without the id of its start is refused, and stores nothing.
+            let (request, state) = try client.startRegistration(password: SecureBytes(copying: Array("x".utf8)))
+            let (_, start) = try await Self.post(http, "/v1/accounts/stranger/register/start", ["request": Self.b64(request.serialized)])
+            let record = try client.finishRegistration(
+                try OPAQUE.RegistrationResponse(bytes: try Self.bytes(start["response"])), state: state).record
+            let (missing, _) = try await Self.post(
+                http, "/v1/accounts/stranger/register/finish", ["record": Self.b64(record.serialized), "sealed_key": Self.b64([1])])
+            #expect(missing == .badRequest)
+            let (gone, goneBody) = try await Self.post(
+                http, "/v1/accounts/stranger/register/finish",
+                ["record": Self.b64(record.serialized), "sealed_key": Self.b64([1]), "registration": String(repeating: "0", count: 64)])
+            #expect(gone == .gone)
+            #expect(goneBody["error"] as? String == "unknown or expired registration; start it again")
+            #expect(try vault.storedAccount("stranger") == nil)
 
             #expect(try await register("pw2", sealed: [3], token: token).0 == .ok)
             let (after, changed) = try await login("pw2")
@@ -158,14 +182,16 @@ struct VaultRoutesTests {
             }
             #expect(try vault.storedAccount("target")?.failures == 30, "a refused login start was counted")
 
-            // register/finish stores a row, so it takes from the same bucket, before the row is written.
-            let (record, _) = try vault.registration("newcomer", password: "pw")
-            let registration = ["record": Self.b64(record), "sealed_key": Self.b64([7])]
-            #expect(try await Self.post(http, "/v1/accounts/newcomer/register/finish", registration).0 == .tooManyRequests)
-            #expect(try vault.storedAccount("newcomer") == nil)
-            // register/start touches no state and is not limited.
+            // register/start holds a registration in memory, so it takes from the same bucket; a
+            // register/finish needs the id of a start, so it is limited with it.
             let (request, _) = try vault.client.startRegistration(password: SecureBytes(copying: Array("pw".utf8)))
-            #expect(try await Self.post(http, "/v1/accounts/newcomer/register/start", ["request": Self.b64(request.serialized)]).0 == .ok)
+            let (limited, refusal) = try await Self.post(http, "/v1/accounts/newcomer/register/start", ["request": Self.b64(request.serialized)])
+            #expect(limited == .tooManyRequests)
+            #expect(refusal["registration"] == nil && refusal["response"] == nil)
+            // One started before the limit was reached still finishes: the finish is not limited again.
+            let (record, _, registration) = try await vault.registration("newcomer", password: "pw")
+            let finish = ["record": Self.b64(record), "sealed_key": Self.b64([7]), "registration": registration]
+            #expect(try await Self.post(http, "/v1/accounts/newcomer/register/finish", finish).0 == .created)
 
             vault.clock.advance(2)
             #expect(try await Self.post(http, start, ["ke1": Self.b64(ke1)]).0 == .ok)

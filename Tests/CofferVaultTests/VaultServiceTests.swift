@@ -25,12 +25,143 @@ struct VaultServiceTests {
         #expect(await vault.loginError("bob", password: "right") == .locked)
     }
 
-    @Test func aSuccessfulLoginResetsTheCounter() async throws {
+    /// Version 1 reset the counter at every successful login, so a guesser got 9 guesses
+    /// between any two of the owner's logins, for ever. Now a success takes back only its own
+    /// start, and tells the owner about the others.
+    @Test func aSuccessfulLoginDoesNotResetTheCounter() async throws {
         let vault = try VaultFixture()
         try await vault.register("carol", password: "pw")
         for _ in 0..<5 { _ = await vault.loginError("carol", password: "no") }
-        _ = try await vault.login("carol", password: "pw")
-        #expect(await vault.loginError("carol", password: "no") == .authenticationFailed(attemptsLeft: 9))
+        let success = try await vault.login("carol", password: "pw")
+        #expect(success.attemptsLeft == 5)
+        #expect(success.failedAttemptsSinceLastLogin == 5)
+        #expect(await vault.loginError("carol", password: "no") == .authenticationFailed(attemptsLeft: 4))
+    }
+
+    @Test func aGuesserCannotOutlastTheOwnersLogins() async throws {
+        let vault = try VaultFixture(maxAttempts: 10)
+        try await vault.register("owner", password: "pw")
+        var guesses = 0
+        // The owner logs in every day; the guesser tries 9 times in between.
+        for _ in 0..<5 {
+            for _ in 0..<9 {
+                guard await vault.loginError("owner", password: "guess \(guesses)") != .locked else { break }
+                guesses += 1
+            }
+            guard (try? await vault.login("owner", password: "pw")) != nil else { break }
+            vault.clock.advance(86400)
+        }
+        #expect(guesses == 10, "the guesser made \(guesses) guesses against one password")
+        #expect(await vault.loginError("owner", password: "pw") == .locked)
+    }
+
+    @Test func theOwnerIsToldOfFailedAttemptsSinceTheLastLogin() async throws {
+        let vault = try VaultFixture()
+        try await vault.register("olga", password: "pw")
+        let quiet = try await vault.login("olga", password: "pw")
+        #expect(quiet.failedAttemptsSinceLastLogin == 0 && quiet.lastFailedAt == nil && quiet.attemptsLeft == 10)
+        _ = await vault.loginError("olga", password: "no")
+        vault.clock.advance(3600)
+        // An abandoned start counts and is reported like a wrong password.
+        _ = try await vault.service.loginStart(account: Array("olga".utf8), ke1: try vault.ke1())
+        let lastFailure = vault.clock.now
+        vault.clock.advance(60)
+        let told = try await vault.login("olga", password: "pw")
+        #expect(told.failedAttemptsSinceLastLogin == 2)
+        #expect(told.lastFailedAt == Date(timeIntervalSince1970: lastFailure.timeIntervalSince1970.rounded(.down)))
+        #expect(told.attemptsLeft == 8)
+        // Told once: the next login has nothing new to report.
+        let again = try await vault.login("olga", password: "pw")
+        #expect(again.failedAttemptsSinceLastLogin == 0 && again.lastFailedAt == nil && again.attemptsLeft == 8)
+    }
+
+    @Test func aPasswordChangeStartsANewAllowanceButNotANewLifetime() async throws {
+        let vault = try VaultFixture(maxAttempts: 3, maxLifetimeAttempts: 5)
+        try await vault.register("pat", password: "one")
+        for _ in 0..<2 { _ = await vault.loginError("pat", password: "no") }
+        let token = try await vault.login("pat", password: "one").token
+        #expect(try await vault.register("pat", password: "two", token: token) == .replaced)
+        // 3 per password again, but only 3 left of the 5 for the account's life.
+        #expect(await vault.loginError("pat", password: "no") == .authenticationFailed(attemptsLeft: 2))
+        let second = try await vault.login("pat", password: "two")
+        #expect(second.attemptsLeft == 2)
+        #expect(try await vault.register("pat", password: "three", token: second.token) == .replaced)
+        #expect(await vault.loginError("pat", password: "no") == .authenticationFailed(attemptsLeft: 1))
+        #expect(await vault.loginError("pat", password: "no") == .authenticationFailed(attemptsLeft: 0))
+        #expect(await vault.loginError("pat", password: "three") == .locked)
+    }
+
+    @Test func aPasswordChangeReturnsAFreshTokenForOneMoreChange() async throws {
+        let vault = try VaultFixture()
+        try await vault.register("tess", password: "one")
+        let login = try await vault.login("tess", password: "one")
+        let (record, _, registration) = try await vault.registration("tess", password: "two")
+        let changed = try await vault.service.registerFinish(
+            account: Array("tess".utf8), registration: registration, record: record, sealedKey: [2], token: login.token)
+        #expect(changed.outcome == .replaced)
+        let fresh = try #require(changed.token)
+        #expect(fresh != login.token)
+        #expect(try await vault.register("tess", password: "three", sealedKey: [3], token: fresh) == .replaced)
+        #expect(try await vault.login("tess", password: "three").sealedKey == [3])
+        await #expect(throws: VaultError.invalidToken) { try await vault.register("tess", password: "four", token: fresh) }
+    }
+
+    @Test func aLockedAccountCannotBeReplacedWithAToken() async throws {
+        let vault = try VaultFixture(maxAttempts: 3)
+        try await vault.register("quinn", password: "pw")
+        let token = try await vault.login("quinn", password: "pw").token
+        // Locked while the token is out: the lock is for good.
+        for _ in 0..<3 { _ = await vault.loginError("quinn", password: "no") }
+        await #expect(throws: VaultError.locked) { try await vault.register("quinn", password: "new", token: token) }
+        #expect(await vault.loginError("quinn", password: "new") == .locked)
+    }
+
+    @Test func registerFinishNeedsItsOwnRegistration() async throws {
+        let vault = try VaultFixture()
+        let name = Array("rita".utf8)
+        let (record, _, registration) = try await vault.registration("rita", password: "pw")
+        await #expect(throws: VaultError.invalidRegistration) {
+            try await vault.service.registerFinish(account: name, registration: String(repeating: "0", count: 64), record: record, sealedKey: [1], token: nil)
+        }
+        // An id made for another name is refused, and spent.
+        let (_, _, other) = try await vault.registration("someone", password: "pw")
+        await #expect(throws: VaultError.invalidRegistration) {
+            try await vault.service.registerFinish(account: name, registration: other, record: record, sealedKey: [1], token: nil)
+        }
+        await #expect(throws: VaultError.invalidRegistration) {
+            try await vault.service.registerFinish(account: Array("someone".utf8), registration: other, record: record, sealedKey: [1], token: nil)
+        }
+        #expect(try await vault.service.registerFinish(account: name, registration: registration, record: record, sealedKey: [1], token: nil).outcome == .created)
+        // Single use.
+        await #expect(throws: VaultError.invalidRegistration) {
+            try await vault.service.registerFinish(account: name, registration: registration, record: record, sealedKey: [1], token: nil)
+        }
+        let (_, _, late) = try await vault.registration("late", password: "pw")
+        vault.clock.advance(301)
+        await #expect(throws: VaultError.invalidRegistration) {
+            try await vault.service.registerFinish(account: Array("late".utf8), registration: late, record: record, sealedKey: [1], token: nil)
+        }
+        #expect(try vault.storedAccount("late") == nil)
+    }
+
+    /// The same blinded request gets a different answer at every start, for a registered name
+    /// as for an unknown one, and never the seed-derived one the logins of unknown names use.
+    @Test func registerStartAnswersUnderAFreshKeyEveryTime() async throws {
+        let vault = try VaultFixture()
+        try await vault.register("sam", password: "pw")
+        let (request, _) = try vault.client.startRegistration(password: SecureBytes(copying: Array("guess".utf8)))
+        let server = try vault.keys.server(configuration: VaultFixture.configuration)
+        for name in ["sam", "nobody-at-all"] {
+            let account = Array(name.utf8)
+            let seeded = try server.createRegistrationResponse(request, credentialIdentifier: account).serialized
+            let first = try await vault.service.registerStart(account: account, request: request.serialized)
+            let second = try await vault.service.registerStart(account: account, request: request.serialized)
+            #expect(first.response != second.response)
+            #expect(first.response != seeded && second.response != seeded)
+            // The server key (the last 32 bytes) is the vault's either way.
+            #expect(first.response.suffix(32) == seeded.suffix(32))
+            #expect(first.registration != second.registration)
+        }
     }
 
     @Test func anAbandonedLoginCountsAsAFailure() async throws {
@@ -187,26 +318,31 @@ struct VaultServiceTests {
 
     @Test func malformedInputIsABadRequest() async throws {
         let vault = try VaultFixture()
-        let (record, _) = try vault.registration("mia", password: "pw")
+        let (record, _, registration) = try await vault.registration("mia", password: "pw")
         func isBadRequest(_ body: () async throws -> Void) async -> Bool {
             do { try await body() } catch let error as VaultError {
                 if case .badRequest = error { return true }
             } catch {}
             return false
         }
-        #expect(await isBadRequest { _ = try vault.service.registerStart(account: [], request: [UInt8](repeating: 1, count: 32)) })
-        #expect(await isBadRequest { _ = try vault.service.registerStart(account: [UInt8](repeating: 97, count: 129), request: []) })
-        #expect(await isBadRequest { _ = try vault.service.registerStart(account: [0xff], request: []) })
-        #expect(await isBadRequest { _ = try vault.service.registerStart(account: Array("mia".utf8), request: [1, 2]) })
-        #expect(await isBadRequest { _ = try await vault.service.registerFinish(account: Array("mia".utf8), record: record, sealedKey: [], token: nil) })
+        #expect(await isBadRequest { _ = try await vault.service.registerStart(account: [], request: [UInt8](repeating: 1, count: 32)) })
+        #expect(await isBadRequest { _ = try await vault.service.registerStart(account: [UInt8](repeating: 97, count: 129), request: []) })
+        #expect(await isBadRequest { _ = try await vault.service.registerStart(account: [0xff], request: []) })
+        #expect(await isBadRequest { _ = try await vault.service.registerStart(account: Array("mia".utf8), request: [1, 2]) })
+        let mia = Array("mia".utf8)
+        #expect(await isBadRequest { _ = try await vault.service.registerFinish(account: mia, registration: registration, record: record, sealedKey: [], token: nil) })
         #expect(await isBadRequest {
             _ = try await vault.service.registerFinish(
-                account: Array("mia".utf8), record: record, sealedKey: [UInt8](repeating: 0, count: 4097), token: nil)
+                account: mia, registration: registration, record: record, sealedKey: [UInt8](repeating: 0, count: 4097), token: nil)
         })
-        #expect(await isBadRequest { _ = try await vault.service.registerFinish(account: Array("mia".utf8), record: [1], sealedKey: [1], token: nil) })
-        #expect(await isBadRequest { _ = try await vault.service.loginStart(account: Array("mia".utf8), ke1: [0]) })
-        // A 128-byte name is fine.
+        #expect(await isBadRequest { _ = try await vault.service.registerFinish(account: mia, registration: registration, record: [1], sealedKey: [1], token: nil) })
+        #expect(await isBadRequest { _ = try await vault.service.loginStart(account: mia, ke1: [0]) })
+        // A 128-byte name is fine (a malformed request does not spend the registration id).
+        let long = String(repeating: "a", count: 128)
+        let (longRecord, _, longRegistration) = try await vault.registration(long, password: "pw")
         #expect(try await vault.service.registerFinish(
-            account: [UInt8](repeating: 97, count: 128), record: record, sealedKey: [UInt8](repeating: 0, count: 4096), token: nil) == .created)
+            account: Array(long.utf8), registration: longRegistration, record: longRecord, sealedKey: [UInt8](repeating: 0, count: 4096),
+            token: nil).outcome == .created)
+        #expect(try await vault.service.registerFinish(account: mia, registration: registration, record: record, sealedKey: [1], token: nil).outcome == .created)
     }
 }

@@ -18,7 +18,8 @@ extension Repository {
                 VaultSealedKey.seal(vaultSecret: secret, exportKey: exportKey, slot: slot, random: random)
             }
             let recovery = try KeySlot.create(master: master, credential: .recoveryKey(recoveryKey), random: random)
-            return ([slot, recovery], VaultSession(address: address, slot: slot, vaultSecret: secret, token: nil, serverPublicKey: nil))
+            let session = VaultSession(address: address, slot: slot, vaultSecret: secret, token: nil, serverPublicKey: nil, report: nil)
+            return ([slot, recovery], session)
         }
         return (repo, recoveryKey)
     }
@@ -50,8 +51,26 @@ extension Repository {
             else { continue }
             switch try await openConfig(storage, master) {
             case .opened(let keys, let config):
+                var token: String? = login.token
+                var report = login.report
+                if report.needsReregistration {
+                    // Made by a version-1 vault, whose answers to anyone's registration starts
+                    // can test guesses against this record: the same password again, under a
+                    // fresh OPRF key, changes that and no byte of the repository.
+                    do {
+                        token = try await client.register(
+                            address, password: password, token: login.token, expectedServerPublicKey: login.serverPublicKey
+                        ) { exportKey in
+                            VaultSealedKey.seal(vaultSecret: secret, exportKey: exportKey, slot: slot, random: random)
+                        }
+                        report.reregistration = .done
+                    } catch {
+                        report.reregistration = .failed("\(error)")
+                    }
+                }
                 let session = VaultSession(
-                    address: address, slot: slot, vaultSecret: secret, token: login.token, serverPublicKey: login.serverPublicKey)
+                    address: address, slot: slot, vaultSecret: secret, token: token, serverPublicKey: login.serverPublicKey,
+                    report: report)
                 return Repository(storage: storage, config: config, keys: keys, openedWith: slot.id, random: random, vaultSession: session)
             case .notThisMaster(let failure):
                 configFailure = failure

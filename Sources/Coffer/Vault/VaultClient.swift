@@ -78,19 +78,27 @@ public struct VaultClient: Sendable {
         public let token: String
         /// The vault's OPAQUE key, as the registration envelope authenticated it.
         public let serverPublicKey: Ristretto255.Element
+        /// What the vault said about the account's attempts; fields a vault did not send are nil.
+        public let report: VaultLoginReport
         public var description: String { "VaultClient.Login(redacted)" }
     }
 
     /// Registers `password` for the account; `seal` turns the export key into the sealed key
-    /// the vault keeps. With a `token` from a recent login, replaces the account's password.
+    /// the vault keeps. With a `token` from a recent login, replaces the account's password and
+    /// returns the fresh token the vault hands out for that (nil from a vault that sends none).
+    @discardableResult
     public func register(
         _ address: VaultAddress, password: SecureBytes, token: String? = nil, expectedServerPublicKey: Ristretto255.Element? = nil,
         seal: (SecureBytes) -> [UInt8]
-    ) async throws {
+    ) async throws -> String? {
         let client = OPAQUEClient(configuration: configuration)
         let (request, state) = try client.startRegistration(password: password)
         let started = try await post(address, "register/start", ["request": Data(request.serialized).base64EncodedString()])
         guard started.status == 200 else { throw failure(address, started) }
+        // Names the fresh OPRF key this registration was answered under (FORMAT.md §16).
+        guard let registration = started.json["registration"] as? String else {
+            throw VaultClientError.badAnswer(url: address.url, reason: "no registration id in the registration answer")
+        }
         let response: OPAQUE.RegistrationResponse
         do { response = try OPAQUE.RegistrationResponse(bytes: try bytes(started, "response", address)) } catch {
             throw VaultClientError.badAnswer(url: address.url, reason: "registration response: \(error)")
@@ -104,11 +112,12 @@ public struct VaultClient: Sendable {
         var body = [
             "record": Data(result.record.serialized).base64EncodedString(),
             "sealed_key": Data(seal(result.exportKey)).base64EncodedString(),
+            "registration": registration,
         ]
         if let token { body["token"] = token }
         let finished = try await post(address, "register/finish", body)
         switch finished.status {
-        case 200, 201: return
+        case 200, 201: return finished.json["token"] as? String
         case 409: throw VaultClientError.accountExists(address)
         case 401 where token != nil: throw VaultClientError.tokenRefused(address)
         default: throw failure(address, finished)
@@ -151,9 +160,14 @@ public struct VaultClient: Sendable {
         guard let token = finished.json["token"] as? String else {
             throw VaultClientError.badAnswer(url: address.url, reason: "no token in the login answer")
         }
+        let report = VaultLoginReport(
+            attemptsLeft: finished.json["attempts_left"] as? Int,
+            failedAttemptsSinceLastLogin: finished.json["failed_attempts_since_last_login"] as? Int,
+            lastFailedAt: (finished.json["last_failed_at"] as? Int).map { Date(timeIntervalSince1970: TimeInterval($0)) },
+            needsReregistration: finished.json["reregister"] as? Bool ?? false)
         return Login(
             sealedKey: try bytes(finished, "sealed_key", address), exportKey: result.exportKey, token: token,
-            serverPublicKey: result.serverPublicKey)
+            serverPublicKey: result.serverPublicKey, report: report)
     }
 
     // MARK: HTTP

@@ -49,10 +49,30 @@ public struct OPAQUEServer: Sendable {
     public func createRegistrationResponse(
         _ request: OPAQUE.RegistrationRequest, credentialIdentifier: [UInt8]
     ) throws(OPAQUEError) -> OPAQUE.RegistrationResponse {
-        let oprfKey = try OPAQUE.oprfKey(oprfSeed: oprfSeed, credentialIdentifier: credentialIdentifier)
-        return OPAQUE.RegistrationResponse(
+        createRegistrationResponse(request, oprfKey: try derivedOPRFKey(credentialIdentifier: credentialIdentifier))
+    }
+
+    /// CreateRegistrationResponse under a given OPRF key: a server that draws a fresh key per
+    /// registration (and stores it with the record) rather than deriving it from the seed.
+    public func createRegistrationResponse(
+        _ request: OPAQUE.RegistrationRequest, oprfKey: Ristretto255.Scalar
+    ) -> OPAQUE.RegistrationResponse {
+        OPAQUE.RegistrationResponse(
             evaluatedMessage: OPRF.blindEvaluate(privateKey: oprfKey, blindedElement: request.blindedMessage),
             serverPublicKey: publicKey)
+    }
+
+    /// The account's OPRF key as RFC 9807 §5.3.1 derives it from the seed.
+    public func derivedOPRFKey(credentialIdentifier: [UInt8]) throws(OPAQUEError) -> Ristretto255.Scalar {
+        try OPAQUE.oprfKey(oprfSeed: oprfSeed, credentialIdentifier: credentialIdentifier)
+    }
+
+    /// A 32-byte key for sealing the server's own stored secrets: HKDF-Expand(oprf_seed, info,
+    /// 32). The per-account derivation's info always ends in "OprfKey", so an `info` that does
+    /// not can never yield an account's seed.
+    public func storageKey(info: [UInt8]) -> SecureBytes {
+        precondition(!info.suffix(7).elementsEqual("OprfKey".utf8), "info must not end in OprfKey")
+        return HKDFSHA512.expand(prk: oprfSeed, info: info, length: 32)
     }
 
     /// A stand-in record for logins to accounts that do not exist (RFC 9807 §10.9): answering
@@ -82,8 +102,17 @@ public struct OPAQUEServer: Sendable {
         _ ke1: OPAQUE.KE1, record: OPAQUE.RegistrationRecord, credentialIdentifier: [UInt8],
         clientIdentity: [UInt8]? = nil, serverIdentity: [UInt8]? = nil
     ) throws(OPAQUEError) -> (ke2: OPAQUE.KE2, state: LoginState) {
+        try startLogin(
+            ke1, record: record, oprfKey: try derivedOPRFKey(credentialIdentifier: credentialIdentifier),
+            clientIdentity: clientIdentity, serverIdentity: serverIdentity)
+    }
+
+    /// GenerateKE2 under a given OPRF key: the one the record was registered under.
+    public func startLogin(
+        _ ke1: OPAQUE.KE1, record: OPAQUE.RegistrationRecord, oprfKey: Ristretto255.Scalar,
+        clientIdentity: [UInt8]? = nil, serverIdentity: [UInt8]? = nil
+    ) throws(OPAQUEError) -> (ke2: OPAQUE.KE2, state: LoginState) {
         // CreateCredentialResponse (RFC 9807 §5.3.2).
-        let oprfKey = try OPAQUE.oprfKey(oprfSeed: oprfSeed, credentialIdentifier: credentialIdentifier)
         let evaluatedMessage = OPRF.blindEvaluate(privateKey: oprfKey, blindedElement: ke1.blindedMessage)
         let maskingNonce = random.bytes(OPAQUE.nonceLength)
         let pad = OPAQUE.credentialResponsePad(maskingKey: record.maskingKey, maskingNonce: maskingNonce)
