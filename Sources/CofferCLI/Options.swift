@@ -137,12 +137,15 @@ struct RepositoryOptions: ParsableArguments {
         }
         switch report.reregistration {
         case .done:
-            Output.warning("vault \(address) was registered by an older coffer-vault; it is now registered again under a fresh key, with the same password")
+            Output.warning(
+                "vault \(address) was registered by an older coffer-vault; it is now registered again under a fresh key, with the same password. "
+                    + "Answers collected from the older vault may still let someone who also started a login there test guesses of that password "
+                    + "offline: if the older vault was reachable by others, choose a new password with `coffer key passwd`")
         case .failed(let reason):
             Output.warning(
                 "vault \(address) was registered by an older coffer-vault and could not be registered again (\(reason)); "
-                    + "run `coffer key passwd` (the same password will do): until then, answers collected from the older vault "
-                    + "can test password guesses against this account offline")
+                    + "run `coffer key passwd`, with a new password if the older vault was reachable by others: until then, answers "
+                    + "collected from the older vault can test password guesses against this account offline")
         case nil: break
         }
     }

@@ -158,7 +158,9 @@ public final class VaultService: Sendable {
                 row.record = record
                 row.sealedKey = sealedKey
                 row.sealedOPRFKey = sealedOPRFKey
-                row.failures = 0
+                // Re-registering a legacy account (done automatically, with the same password)
+                // must not forgive the guesses already made against that password.
+                if !existing.isLegacy { row.failures = 0 }
                 row.generation += 1
                 try tx.put(account, row)
                 return .replaced

@@ -23,7 +23,9 @@ struct LegacyAccountClientTests {
             let port = try #require(http.port)
             let address = try VaultAddress(url: "http://127.0.0.1:\(port)", account: "lee")
             _ = try await Repository.initialize(storage: storage, vault: address, password: password, client: client)
-            let first = try await Repository.open(storage: storage, credential: .password(password), vault: client)
+            // This machine was told about the vault by the init above (as the CLI records it).
+            let trust = try TrustedVaultURLs([address.url])
+            let first = try await Repository.open(storage: storage, credential: .password(password), vault: client, vaultTrust: trust)
             let session = try #require(first.vaultSession)
             #expect(session.report?.needsReregistration == false && session.report?.reregistration == nil)
 
@@ -45,14 +47,14 @@ struct LegacyAccountClientTests {
             }
             #expect(try vault.storedAccount("lee")?.isLegacy == true)
 
-            let renewing = try await Repository.open(storage: storage, credential: .password(password), vault: client)
+            let renewing = try await Repository.open(storage: storage, credential: .password(password), vault: client, vaultTrust: trust)
             let report = try #require(renewing.vaultSession?.report)
             #expect(report.needsReregistration)
             #expect(report.reregistration == .done)
             #expect(try vault.storedAccount("lee")?.isLegacy == false)
             // The fresh token from the re-registration still allows a password change.
             try await renewing.changeVaultPassword(to: SecureBytes(copying: Array("a new one".utf8)), client: client)
-            let changed = try await Repository.open(storage: storage, credential: .password(SecureBytes(copying: Array("a new one".utf8))), vault: client)
+            let changed = try await Repository.open(storage: storage, credential: .password(SecureBytes(copying: Array("a new one".utf8))), vault: client, vaultTrust: trust)
             #expect(changed.vaultSession?.report?.needsReregistration == false)
             #expect(changed.vaultSession?.report?.reregistration == nil)
         }

@@ -219,7 +219,11 @@ extension Repository {
         // Small packs (each backup leaves a few) are merged, when that makes fewer packs: the
         // merged data needs ⌈used / target⌉ packs, plus one for trees.
         let smallLimit = UInt64(Double(packTarget) * options.smallPackFraction)
-        let small = plans.indices.filter { plans[$0].action == .keep && plans[$0].pack.length < smallLimit }
+        // Judged by the blobs a pack holds, not its stored length: a partly filled pack is padded
+        // to a power of two (FORMAT.md §7.2), which would hide how little it holds.
+        let small = plans.indices.filter {
+            plans[$0].action == .keep && plans[$0].usedBytes + plans[$0].unusedBytes < smallLimit
+        }
         let smallUsed = small.reduce(UInt64(0)) { $0 + plans[$1].usedBytes }
         let mergedCount = Int((smallUsed + UInt64(packTarget) - 1) / UInt64(packTarget)) + 1
         if small.count > mergedCount { for i in small { plans[i].action = .repack } }

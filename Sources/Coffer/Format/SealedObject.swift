@@ -19,10 +19,20 @@ public enum SealedObject {
     /// version + nonce + tag + compression + length
     static let fixedOverhead = 1 + XChaCha20Poly1305.overhead + 1 + 4
 
-    public enum Failure: Error {
+    public enum Failure: Error, CustomStringConvertible {
         case unknownVersion(UInt8)
         case authenticationFailed
         case malformed(String)
+
+        /// In words: these end up inside messages a person reads ("config failed authentication
+        /// (…)"), where a Swift case name would mean nothing.
+        public var description: String {
+            switch self {
+            case .unknownVersion(let v): "unknown object version \(v)"
+            case .authenticationFailed: "seal does not verify"
+            case .malformed(let why): why
+            }
+        }
     }
 
     public static func seal(

@@ -199,7 +199,11 @@ public final class Repository: Sendable {
         var refused: [String] = []
         for object in try await storage.list(.keys) {
             guard let id = KeySlotID(hex: object.name.name) else { continue }
-            do { slots.append(try KeySlot.decode(try await storage.read(object.name), id: id)) } catch KeySlot.Failure.malformed(let why) {
+            // A slot that cannot be read is a storage failure, not a slot to leave out: skipping
+            // it would turn a failed read into "wrong password" or "no slot for this credential".
+            let bytes: [UInt8]
+            do { bytes = try await storage.read(object.name) } catch StorageError.notFound { continue }
+            do { slots.append(try KeySlot.decode(bytes, id: id)) } catch KeySlot.Failure.malformed(let why) {
                 refused.append(why.what)
             } catch {
                 refused.append("key slot \(id.short): \(error)")
