@@ -204,7 +204,9 @@ public final class Repository: Sendable {
             let bytes: [UInt8]
             do { bytes = try await storage.read(object.name) } catch StorageError.notFound { continue }
             do { slots.append(try KeySlot.decode(bytes, id: id)) } catch KeySlot.Failure.malformed(let why) {
-                refused.append(why.what)
+                // Named by its object too: a slot that does not decode was damaged or cut short
+                // in storage (or planted), which is not what a wrong password looks like.
+                refused.append("\(why.what) (\(object.name) is damaged or truncated)")
             } catch {
                 refused.append("key slot \(id.short): \(error)")
             }
