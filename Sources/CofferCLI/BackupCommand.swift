@@ -62,7 +62,7 @@ struct BackupCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Snapshot whose unchanged files are reused (default: the latest of this host and paths).", valueName: "id"))
     var parent: String?
 
-    @Flag(help: "Read every file, even those unchanged since the parent snapshot.")
+    @Flag(help: "Read every file, even those unchanged since the parent snapshot, and check that every indexed pack is still stored (what was lost is stored again).")
     var force = false
 
     @Flag(name: .customLong("no-consistent-databases"), help: "Copy SQLite databases as plain bytes instead of from a consistent snapshot (see README).")

@@ -18,8 +18,11 @@ enum ErrorReporting {
     static func exitCode(for error: any Error) -> Int32 {
         switch error {
         case RepositoryError.noRepository: return 10
-        case RepositoryError.wrongCredential, RepositoryError.noUsableKeySlot, RepositoryError.keySlotsNotTried: return 12
-        case RepositoryError.locked: return 11
+        case RepositoryError.wrongCredential, RepositoryError.noUsableKeySlot: return 12
+        // Only a credential that some slot refused is a wrong one; damaged slots are not.
+        case RepositoryError.keySlotsNotTried(_, let triedAny): return triedAny ? 12 : 1
+        // Lost after it was held: to a script the same as never got it (restic's 11).
+        case RepositoryError.locked, RepositoryError.lockLost: return 11
         case is RecoveryKey.ParseError: return 12
         case VaultClientError.wrongPassword, VaultClientError.locked: return 12
         case CLIError.partial: return 3

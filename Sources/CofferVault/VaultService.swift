@@ -52,7 +52,7 @@ public final class VaultService: Sendable {
     public let maxLifetimeAttempts: Int
     private let store: VaultStore
     private let server: OPAQUEServer
-    private let fakeRecord: OPAQUE.RegistrationRecord
+    private let fakeRecordBytes: [UInt8]
     private let sealer: SealedOPRFKey
     /// Opened (and failing) in place of a sealed OPRF key for rows that have none, so every
     /// login start does the same work.
@@ -77,7 +77,7 @@ public final class VaultService: Sendable {
         self.store = store
         self.server = try OPAQUEServer(
             configuration: configuration, privateKey: keys.privateKey, oprfSeed: keys.oprfSeed, random: random)
-        self.fakeRecord = keys.fakeRecord
+        self.fakeRecordBytes = keys.fakeRecord.serialized
         self.sealer = SealedOPRFKey(server: server)
         self.standInSealedKey = sealer.seal(
             Ristretto255.Scalar.random(using: random), account: [], record: keys.fakeRecord.serialized, random: random)
@@ -213,7 +213,9 @@ public final class VaultService: Sendable {
             row.lastFailureAt = startedAt
             row.loginStarts += 1
             try tx.put(account, row)
-            let record = row.registered ? try Self.parseRecord(row.record) : fakeRecord
+            // The fake record is parsed from its bytes too: a registered name must not answer
+            // a few microseconds later than an unknown one.
+            let record = try Self.parseRecord(row.registered ? row.record : fakeRecordBytes)
             let key = try oprfKey(for: row, account: account, record: record)
             do throws(OPAQUEError) {
                 let (ke2, state) = try server.startLogin(message, record: record, oprfKey: key)

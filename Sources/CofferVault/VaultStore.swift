@@ -61,6 +61,9 @@ public final class VaultStore: @unchecked Sendable {
     /// Opens or creates the database at `path`, migrating a version-1 database in place.
     public init(path: String) throws {
         db = try SQLiteDatabase(path: path)
+        // A replaced record, sealed key or OPRF key is overwritten with zeros in the file,
+        // not left in a free page for whoever copies vault.db later.
+        try db.execute("PRAGMA secure_delete=ON")
         try db.immediateTransaction {
             let version = try Self.userVersion(db)
             switch version {

@@ -146,9 +146,10 @@ import Testing
             do {
                 _ = try await Repository.open(storage: storage, credential: .password(Fixture.password("a typo")))
                 Issue.record("a wrong password opened the repository")
-            } catch RepositoryError.keySlotsNotTried(let slots) {
+            } catch RepositoryError.keySlotsNotTried(let slots, let triedAny) {
+                #expect(triedAny, "the owner's slot was tried")
                 #expect(slots.count == 1 && slots[0].contains("key slot 00000000") && slots[0].contains("t=64"), "\(slots)")
-                #expect("\(RepositoryError.keySlotsNotTried(slots))".hasPrefix("wrong password or key; not tried: key slot 00000000"))
+                #expect("\(RepositoryError.keySlotsNotTried(slots, triedAny: true))".hasPrefix("wrong password or key for the key slots tried; not tried: key slot 00000000"))
             } catch {
                 Issue.record("expected keySlotsNotTried, got \(error)")
             }
@@ -174,6 +175,34 @@ import Testing
             return sum + c.work
         }
         #expect(total <= PasswordCost.maximumWorkPerOpen)
+    }
+}
+
+@Suite struct DamagedKeySlotTests {
+    /// The only key slot cut short in storage: nothing was tried, so the error must not say
+    /// "wrong password" (which sends the owner hunting for a typo) but name the damaged object.
+    @Test func allSlotsDamagedIsNotReportedAsAWrongPassword() async throws {
+        try await withTemporaryDirectory { dir in
+            let storage = LocalStorage(path: dir + "/repo")
+            let password = Fixture.password("pw")
+            let repo = try await Repository.initialize(storage: storage, credential: .password(password), options: Fixture.initOptions())
+            let name = ObjectName(.keys, repo.openedWith.hex)
+            let whole = try await storage.read(name)
+            try await storage.delete(name)
+            try await storage.write(name, Array(whole.prefix(20)))
+            do {
+                _ = try await Repository.open(storage: storage, credential: .password(password))
+                Issue.record("a truncated key slot opened the repository")
+            } catch RepositoryError.keySlotsNotTried(let slots, let triedAny) {
+                #expect(!triedAny)
+                #expect(slots.count == 1 && slots[0].contains("\(name)") && slots[0].contains("damaged or truncated"), "\(slots)")
+                let message = "\(RepositoryError.keySlotsNotTried(slots, triedAny: triedAny))"
+                #expect(!message.contains("wrong password"), "\(message)")
+                #expect(message.contains("recovery key"), "\(message)")
+            } catch {
+                Issue.record("expected keySlotsNotTried, got \(error)")
+            }
+        }
     }
 }
 

@@ -263,3 +263,100 @@ final class TriggerStorage: Storage, @unchecked Sendable {
         }
     }
 }
+
+/// Lock objects whose write landed though its answer was lost, or whose delete failed, must
+/// not outlive the command: an exclusive one would block every backup for half an hour.
+@Suite struct LockObjectLeakTests {
+    /// Passes calls through, except: the next `lostWrites` lock writes store the object and then
+    /// fail, and the next `failedDeletes` lock deletes fail and keep it.
+    final class UnluckyLockStorage: Storage, @unchecked Sendable {
+        let base: LocalStorage
+        // Both counters are only touched under `mutex`.
+        private let mutex = Lock()
+        private var lostWrites = 0
+        private var failedDeletes = 0
+        init(_ base: LocalStorage) { self.base = base }
+        func arm(lostWrites: Int = 0, failedDeletes: Int = 0) {
+            mutex.withLock {
+                self.lostWrites = lostWrites
+                self.failedDeletes = failedDeletes
+            }
+        }
+        private func takeLostWrite(_ name: ObjectName) -> Bool {
+            name.kind == .locks && mutex.withLock {
+                guard lostWrites > 0 else { return false }
+                lostWrites -= 1
+                return true
+            }
+        }
+        private func takeFailedDelete(_ name: ObjectName) -> Bool {
+            name.kind == .locks && mutex.withLock {
+                guard failedDeletes > 0 else { return false }
+                failedDeletes -= 1
+                return true
+            }
+        }
+        var location: String { base.location }
+        func list(_ kind: ObjectKind) async throws -> [StoredObject] { try await base.list(kind) }
+        func read(_ name: ObjectName, range: Range<Int>?) async throws -> [UInt8] { try await base.read(name, range: range) }
+        func write(_ name: ObjectName, _ bytes: [UInt8]) async throws {
+            try await base.write(name, bytes)
+            if takeLostWrite(name) { throw StorageError.io("write", path: base.path(name), errno: ETIMEDOUT) }
+        }
+        func delete(_ name: ObjectName) async throws {
+            if takeFailedDelete(name) { throw StorageError.io("delete", path: base.path(name), errno: EIO) }
+            try await base.delete(name)
+        }
+        func stat(_ name: ObjectName) async throws -> StoredObject? { try await base.stat(name) }
+    }
+
+    func withUnluckyRepository(_ body: (Repository, UnluckyLockStorage) async throws -> Void) async throws {
+        try await withTemporaryDirectory { dir async throws in
+            let local = LocalStorage(path: dir + "/repo")
+            let password = Fixture.password("l")
+            _ = try await Repository.initialize(storage: local, credential: .password(password), options: Fixture.initOptions())
+            let storage = UnluckyLockStorage(local)
+            try await body(try await Repository.open(storage: storage, credential: .password(password)), storage)
+        }
+    }
+
+    @Test func aLockWriteWhoseAnswerWasLostLeavesNoObject() async throws {
+        try await withUnluckyRepository { repo, storage in
+            storage.arm(lostWrites: 1)
+            await #expect(throws: StorageError.self) { _ = try await repo.lock(exclusive: true) }
+            #expect(try await storage.base.list(.locks).isEmpty, "the landed lock object was left behind")
+            // And the next command takes the lock at once.
+            let held = try await repo.lock(exclusive: true)
+            #expect(await held.release() == nil)
+            #expect(try await storage.base.list(.locks).isEmpty)
+        }
+    }
+
+    @Test func aRenewalWhoseAnswerWasLostLeavesOnlyTheHeldObject() async throws {
+        try await withUnluckyRepository { repo, storage in
+            let held = try await repo.lock(exclusive: false)
+            let before = Set(try await storage.base.list(.locks).map(\.name))
+            storage.arm(lostWrites: 1)
+            await held.refresh()
+            #expect(Set(try await storage.base.list(.locks).map(\.name)) == before, "the renewal's object outlived its failure")
+            try await held.ensureHeld()
+            await held.release()
+            #expect(try await storage.base.list(.locks).isEmpty)
+        }
+    }
+
+    @Test func releaseRetriesAFailedDeleteAndReportsOneThatKeepsFailing() async throws {
+        try await withUnluckyRepository { repo, storage in
+            let once = try await repo.lock(exclusive: true)
+            storage.arm(failedDeletes: 1)
+            #expect(await once.release() == nil, "one failed delete is retried")
+            #expect(try await storage.base.list(.locks).isEmpty)
+
+            let stuck = try await repo.lock(exclusive: true)
+            storage.arm(failedDeletes: 3)
+            let failure = await stuck.release()
+            #expect(failure != nil, "a delete that keeps failing is reported")
+            #expect(try await storage.base.list(.locks).count == 1)
+        }
+    }
+}

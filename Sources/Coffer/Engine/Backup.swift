@@ -102,11 +102,12 @@ extension Repository {
         var index = try await loadIndex()
         // Packs of an interrupted run: always looked for on a local or uncached repository
         // (a cheap listing), on a remote one only when this machine's cache says a run did not
-        // finish, so a daily backup does not list every pack.
+        // finish or `force` asks to read everything again (the way back after a lost pack, as
+        // `check` advises), so a daily backup does not list every pack.
         let run = request.dryRun ? nil : cache?.beginBackup()
         // The same listing shows which indexed packs are lost: their blobs are stored again.
         var resumed: [IndexFile.Pack] = []
-        let looksForUnindexed = !request.dryRun && (cache == nil || storage is LocalStorage || run?.earlier.isEmpty == false)
+        let looksForUnindexed = !request.dryRun && (cache == nil || storage is LocalStorage || request.force || run?.earlier.isEmpty == false)
         if looksForUnindexed {
             resumed = try await surveyStoredPacks(&index).unindexed
             for pack in resumed { index.add(pack) }

@@ -128,7 +128,7 @@ public final class Repository: Sendable {
                 triedPasswordSlots: !candidates.isEmpty, random: random)
         }
         if let configFailure { throw configFailure }
-        if !notTried.isEmpty { throw RepositoryError.keySlotsNotTried(notTried) }
+        if !notTried.isEmpty { throw RepositoryError.keySlotsNotTried(notTried, triedAny: !candidates.isEmpty) }
         throw candidates.isEmpty ? RepositoryError.noUsableKeySlot : RepositoryError.wrongCredential
     }
 

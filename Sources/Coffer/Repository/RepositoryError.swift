@@ -32,7 +32,9 @@ public enum RepositoryError: Error, CustomStringConvertible {
     /// The vault slot names a vault this machine does not trust; nothing was sent to it.
     case vaultNotTrusted(VaultAddress, triedPasswordSlots: Bool)
     /// Nothing opened, and these slots (named, with the reason) were not tried.
-    case keySlotsNotTried([String])
+    /// `triedAny`: whether some slot was tried with the credential and refused it. When none
+    /// was, nothing says the password is wrong: every candidate was damaged or too costly.
+    case keySlotsNotTried([String], triedAny: Bool)
 
     public var description: String {
         switch self {
@@ -70,8 +72,11 @@ public enum RepositoryError: Error, CustomStringConvertible {
         case .vaultNotTrusted(let address, let triedPasswordSlots):
             return (triedPasswordSlots ? "the password opened none of the password slots, and " : "")
                 + "the key vault at \(address.url) (named by a vault slot for account \"\(address.account)\") is not one this machine trusts, so the password was not sent to it: whoever can write to the storage can add a vault slot naming any server"
-        case .keySlotsNotTried(let slots):
-            return "wrong password or key; not tried: \(slots.joined(separator: "; "))"
+        case .keySlotsNotTried(let slots, let triedAny):
+            let list = slots.joined(separator: "; ")
+            return triedAny
+                ? "wrong password or key for the key slots tried; not tried: \(list)"
+                : "no key slot could be tried with this credential, so nothing says it is wrong: \(list); open the repository with another credential (its recovery key, --recovery-key-file), then `coffer key list` and `coffer check`"
         case .treeTooLarge(let path): return "\(path): the list of its contents is too large for one tree blob (4 GiB) in repository format 1"
         }
     }

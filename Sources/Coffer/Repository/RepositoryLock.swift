@@ -87,10 +87,13 @@ public final class RepositoryLock: @unchecked Sendable {
         do { try checkTime() } catch { return }
         let previous = mutex.withLock { state.current }
         let writtenBoot = clock.bootNanos()
-        let fresh: Raw256
+        let fresh = repository.newLockID()
         do {
-            fresh = try await repository.writeLock(exclusive: exclusive, clock: clock)
+            try await repository.writeLock(fresh, exclusive: exclusive, clock: clock)
         } catch {
+            // The write may have landed though its answer was lost: no object of ours may
+            // outlive us, so it goes (a delete of nothing is no error).
+            await repository.removeLockObject(fresh)
             let retry = clock.bootNanos() &+ Self.retryIntervalNanos
             mutex.withLock {
                 state.refreshFailure = "\(error)"
@@ -115,7 +118,7 @@ public final class RepositoryLock: @unchecked Sendable {
             }
             return state.current
         }
-        try? await repository.storage.delete(ObjectName(.locks, superseded.hex))
+        await repository.removeLockObject(superseded)
     }
 
     /// Throws unless the lock is certainly still ours and stays ours for `marginNanos` more:
@@ -163,13 +166,16 @@ public final class RepositoryLock: @unchecked Sendable {
             + (state.refreshFailure.map { ": \($0)" } ?? "") + "), so another process may have taken it for stale"
     }
 
-    /// Removes the lock object; call once when the work is done (or failed).
-    public func release() async {
+    /// Removes the lock object; call once when the work is done (or failed). A delete that
+    /// keeps failing is given up after a few tries and returned: the object then goes stale in
+    /// `staleAfterNanos`, and this host's next run removes it at once (its process is gone).
+    @discardableResult
+    public func release() async -> (any Error)? {
         refresher?.cancel()
         await refresher?.value  // a refresh in progress must not leave a fresh lock behind
         let id = mutex.withLock { state.current }
-        let storage = repository.storage
-        await withoutCancellation { try? await storage.delete(ObjectName(.locks, id.hex)) }
+        let repository = self.repository
+        return await withoutCancellation { await repository.removeLockObject(id) }
     }
 }
 
@@ -184,13 +190,33 @@ public struct FoundLock: Sendable {
 }
 
 extension Repository {
-    func writeLock(exclusive: Bool, clock: LockClock) async throws -> Raw256 {
-        let id = Raw256(random.bytes(32))
+    func newLockID() -> Raw256 { Raw256(random.bytes(32)) }
+
+    func writeLock(_ id: Raw256, exclusive: Bool, clock: LockClock) async throws {
         let record = LockRecord(
             exclusive: exclusive, timeNanos: clock.wallNanos(), hostname: Self.hostname(), username: Self.username(),
             pid: UInt32(getpid()), bootID: LockRecord.currentBootID, pidNamespace: LockRecord.currentPIDNamespace)
         _ = try await saveSealed(record.encoded(), kind: .lock, folder: .locks, id: id)
-        return id
+    }
+
+    /// Deletes one of our own lock objects, trying three times over about two seconds; returns
+    /// the last failure. A storage whose answer was lost may hold the object or not: a delete
+    /// of an absent object counts as done.
+    @discardableResult
+    func removeLockObject(_ id: Raw256) async -> (any Error)? {
+        var failure: (any Error)? = nil
+        for attempt in 0..<3 {
+            do {
+                try await storage.delete(ObjectName(.locks, id.hex))
+                return nil
+            } catch StorageError.notFound {
+                return nil
+            } catch {
+                failure = error
+                if attempt < 2 { try? await Task.sleep(nanoseconds: UInt64(attempt + 1) * 500_000_000) }
+            }
+        }
+        return failure
     }
 
     /// Every lock object, classified.
@@ -226,9 +252,18 @@ extension Repository {
         let deadline = MonotonicClock.nanos() &+ min(waitNanos, 7 * 24 * 3600 * 1_000_000_000)
         while true {
             let writtenBoot = clock.bootNanos()
-            let mine = try await writeLock(exclusive: exclusive, clock: clock)
+            let mine = newLockID()
+            do { try await writeLock(mine, exclusive: exclusive, clock: clock) } catch {
+                await removeLockObject(mine)  // it may have landed though the answer was lost
+                throw error
+            }
             var conflict: String? = nil
-            for found in try await locks(clock: clock) where found.name.name != mine.hex {
+            let others: [FoundLock]
+            do { others = try await locks(clock: clock) } catch {
+                await removeLockObject(mine)
+                throw error
+            }
+            for found in others where found.name.name != mine.hex {
                 if found.processGone {
                     try? await storage.delete(found.name)
                     continue
@@ -262,7 +297,7 @@ extension Repository {
                 held.startRefreshing()
                 return held
             }
-            try? await storage.delete(ObjectName(.locks, mine.hex))
+            await removeLockObject(mine)
             guard MonotonicClock.nanos() < deadline else { throw RepositoryError.locked(conflict) }
             try await Task.sleep(nanoseconds: UInt64.random(in: 500_000_000...2_000_000_000))
         }
