@@ -143,10 +143,11 @@ import Testing
         #expect(Array(cuts.suffix(after.count - first)) == Array(after[first...]))
     }
 
-    /// ChunkReader streams a file through a buffer of at most twice the maximum chunk and must
-    /// cut it exactly as chunking the whole file in memory does — also when the size it was told
-    /// is too small (a file that grew since it was stat'ed).
-    @Test(arguments: [0, 1, 16 << 10, 512 << 10, (3 << 20) + 12_345], [true, false])
+    /// ChunkReader streams a file through bounded buffers and must cut it exactly as chunking
+    /// the whole file in memory does — also when the size it was told is too small (a file that
+    /// grew since it was stat'ed). Every chunk is held until the end: the slices it hands out
+    /// must stay valid (and unchanged) while the reader refills, as sealing tasks hold them.
+    @Test(arguments: [0, 1, 16 << 10, 512 << 10, (3 << 20) + 12_345, (13 << 20) + 777], [true, false])
     func chunkReaderMatchesInMemoryChunking(size: Int, hintIsRight: Bool) async throws {
         let data = Fixture.bytes(size, seed: 15)
         try await withTemporaryDirectory { dir async throws in
@@ -156,12 +157,10 @@ import Testing
             #expect(fd >= 0)
             defer { close(fd) }
             var reader = ChunkReader(fd: fd, chunker: chunker, sizeHint: hintIsRight ? size : 0)
-            var lengths: [Int] = []
-            var joined: [UInt8] = []
-            while try reader.next({ chunk in
-                lengths.append(chunk.count)
-                joined += chunk
-            }) {}
+            var held: [ArraySlice<UInt8>] = []
+            while let chunk = try reader.next() { held.append(chunk) }
+            let lengths = held.map(\.count)
+            let joined = held.reduce(into: [UInt8]()) { $0 += $1 }
             #expect(lengths == chunker.chunkLengths(data))
             #expect(joined == data)
             #expect(reader.bytesRead == UInt64(size))

@@ -165,3 +165,43 @@ import Testing
         }
     }
 }
+
+/// Packs are written with O_DIRECT (aligned segments, the tail padded and cut back), and
+/// through the page cache where the file system refuses it (tmpfs). Either way the object must
+/// read back byte for byte at exactly its size, leave no temporary file, and refuse to replace
+/// an existing object.
+@Suite struct DirectWriteTests {
+    static let sizes = [
+        LocalStorage.directWriteThreshold, LocalStorage.directWriteThreshold + 1, FileIO.directSegment - 1,
+        FileIO.directSegment, FileIO.directSegment + 4097, 3 * FileIO.directSegment + 12_345,
+    ]
+
+    func roundTrip(under base: String) async throws {
+        var template = Array((base + "/coffer-direct-XXXXXX").utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        try #require(made != nil, "mkdtemp under \(base): errno \(errno)")
+        let dir = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let storage = LocalStorage(path: dir + "/repo")
+        try storage.createLayout()
+        for (i, size) in Self.sizes.enumerated() {
+            let bytes = Fixture.bytes(size, seed: UInt8(40 + i))
+            let name = ObjectName(.data, Hex.encode([UInt8](repeating: UInt8(i), count: 32)))
+            try await storage.write(name, bytes)
+            #expect(try await storage.stat(name)?.size == size, "size \(size) under \(base)")
+            #expect(try await storage.read(name) == bytes, "content of size \(size) under \(base)")
+            await #expect(throws: StorageError.self) { try await storage.write(name, bytes) }
+        }
+        let leftovers = try FileManager.default.subpathsOfDirectory(atPath: dir + "/repo").filter { $0.contains(".tmp-") }
+        #expect(leftovers.isEmpty, "\(leftovers)")
+    }
+
+    @Test func packsWrittenDirectlyReadBackExactly() async throws {
+        try await roundTrip(under: NSTemporaryDirectory().hasSuffix("/") ? String(NSTemporaryDirectory().dropLast()) : NSTemporaryDirectory())
+    }
+
+    @Test(.enabled(if: FileManager.default.isWritableFile(atPath: "/dev/shm"), "needs tmpfs at /dev/shm"))
+    func aFileSystemThatRefusesDirectIOGetsBufferedWrites() async throws {
+        try await roundTrip(under: "/dev/shm")
+    }
+}

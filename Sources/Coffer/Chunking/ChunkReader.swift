@@ -1,18 +1,26 @@
 import Glibc
 
-/// Streams a file through FastCDC with one reused buffer of at most twice the maximum chunk
-/// size, so a file of any size needs constant memory. Small files get a small buffer: zeroing
-/// 8 MiB for every voice note showed up in profiles.
+/// Streams a file through the cutter. The chunks it returns are slices of its read buffer, not
+/// copies, and stay valid for as long as they are held: a refill moves the unread tail into a
+/// new buffer instead of over the old one, so sealing tasks can hash and seal chunks while the
+/// reader goes on. A buffer holds at most `maximumBuffer` bytes and small files get a small
+/// one (zeroing 8 MiB for every voice note showed up in profiles), so memory is bounded by the
+/// buffers still referenced by chunks in flight.
 struct ChunkReader: ~Copyable {
     private let fd: Int32
     private let cutter: Cutter
     private let maxChunk: Int
+    /// The size of a full buffer: room for two maximal chunks, and at least 4 MiB, so that
+    /// small fixed-size pages (SQLite's 4 KiB) are read in large pieces.
+    private let fullBuffer: Int
     private var buffer: [UInt8]
     private var start = 0
     private var end = 0
     private var atEOF = false
     /// Bytes read so far.
     private(set) var bytesRead: UInt64 = 0
+
+    static func bufferSize(maxChunk: Int) -> Int { max(2 * maxChunk, 4 << 20) }
 
     init(fd: Int32, chunker: FastCDC, sizeHint: Int) {
         self.init(fd: fd, cutter: .contentDefined(chunker), sizeHint: sizeHint)
@@ -22,36 +30,38 @@ struct ChunkReader: ~Copyable {
         self.fd = fd
         self.cutter = cutter
         maxChunk = cutter.maxChunk
-        let full = 2 * maxChunk
-        buffer = [UInt8](repeating: 0, count: min(full, max(sizeHint + 1, 64 << 10)))
+        fullBuffer = Self.bufferSize(maxChunk: maxChunk)
+        buffer = [UInt8](repeating: 0, count: min(fullBuffer, max(sizeHint + 1, 64 << 10)))
     }
 
-    /// Calls `body` with the next chunk (valid only during the call); returns false at the end.
-    mutating func next(_ body: (ArraySlice<UInt8>) throws -> Void) throws -> Bool {
+    /// The next chunk, or nil at the end of the file.
+    mutating func next() throws -> ArraySlice<UInt8>? {
         if end - start < maxChunk && !atEOF { try refill() }
-        if start == end { return false }
+        if start == end { return nil }
         let length = buffer.withUnsafeBytes { cutter.cutLength(UnsafeRawBufferPointer(rebasing: $0[start..<end])) }
-        let chunk = buffer[start..<(start + length)]
-        start += length
-        try body(chunk)
-        return true
+        defer { start += length }
+        return buffer[start..<(start + length)]
     }
 
     private mutating func refill() throws {
         if start > 0 {
+            // Chunks handed out may still use the old buffer: the tail goes to a new one.
             let live = end - start
-            buffer.withUnsafeMutableBytes { b in
-                if live > 0 { memmove(b.baseAddress!, b.baseAddress! + start, live) }
+            var fresh = [UInt8](repeating: 0, count: buffer.count)
+            if live > 0 {
+                fresh.withUnsafeMutableBytes { to in
+                    buffer.withUnsafeBytes { from in _ = memcpy(to.baseAddress!, from.baseAddress! + start, live) }
+                }
             }
+            buffer = fresh
             start = 0
             end = live
         }
         while !atEOF {
             if end == buffer.count {
                 // The file is larger than its size said (it grew): grow to the full buffer.
-                let full = 2 * maxChunk
-                guard buffer.count < full else { break }
-                buffer.append(contentsOf: repeatElement(0, count: full - buffer.count))
+                guard buffer.count < fullBuffer else { break }
+                buffer.append(contentsOf: repeatElement(0, count: fullBuffer - buffer.count))
             }
             let n = buffer.withUnsafeMutableBytes { b in read(fd, b.baseAddress! + end, b.count - end) }
             if n < 0 {

@@ -20,8 +20,9 @@ public struct BackupRequest: Sendable {
     public var force = false
     /// How long to wait for a conflicting (exclusive) lock to go away.
     public var lockWaitNanos: UInt64 = 0
-    /// Blobs sealed concurrently; bounds memory (each holds one chunk).
-    public var maxBlobsInFlight = 8
+    /// Sealing tasks in flight, each a batch of chunks (up to 1 MiB) or one tree blob; bounds
+    /// memory (Engine/Pipeline).
+    public var maxBlobsInFlight = PipelineLimits.batchesInFlight
     /// Back up SQLite databases from a consistent snapshot taken with SQLite's online backup
     /// API (committed -wal content included) instead of copying their live bytes; then their
     /// `-wal` and `-shm` siblings are left out, the restored database needing neither.
@@ -132,12 +133,19 @@ extension Repository {
         }
         var walker = BackupWalker(repository: self, request: request, index: index, assembler: assembler, progress: withTotals, started: started)
 
-        let rootID: BlobID = try await withThrowingTaskGroup(of: Void.self) { group in
-            let id = try await walker.backupRoots(parentRoot: parent?.snapshot.root, group: &group)
-            try await group.waitForAll()
-            return id
+        let rootID: BlobID
+        do {
+            rootID = try await withThrowingTaskGroup(of: Void.self) { group in
+                let id = try await walker.backupRoots(parentRoot: parent?.snapshot.root, group: &group)
+                try await group.waitForAll()
+                return id
+            }
+            try await assembler.flush()
+        } catch {
+            // No upload, nor the index object after it, may land once the lock is released.
+            await assembler.abandon()
+            throw error
         }
-        try await assembler.flush()
         var summary = walker.summary
         summary.blobsAdded = assembler.blobsAdded
         summary.bytesAdded = assembler.bytesAdded

@@ -1,8 +1,9 @@
 import Glibc
 import CofferCrypto
 
-/// The sequential half of a backup: walks the sources, chunks and hashes files, decides
-/// what is new, and hands new blobs to concurrent sealing tasks (bounded, for backpressure).
+/// Stages 1 and 2 of a backup (Engine/Pipeline): walks the sources, reuses unchanged files,
+/// reads and cuts the others, and hands their chunks in batches to concurrent tasks (stage 3,
+/// bounded, for backpressure). A folder's tree is stored once its files' ids are all known.
 struct BackupWalker {
     let repository: Repository
     let request: BackupRequest
@@ -11,8 +12,10 @@ struct BackupWalker {
     let progress: (@Sendable (BackupProgress) -> Void)?
     let started: UInt64
 
-    /// Blobs queued for storing in this run (the index only knows stored ones).
-    private var pending = Set<BlobHandle>()
+    /// Blobs stored or claimed for storing in this run, shared with the sealing tasks.
+    private let claims: DedupClaims
+    private let stage: BlobStage
+    /// Tasks in the group not yet collected by `group.next()`.
     private var inFlight = 0
     private var lastReport: UInt64 = 0
     private(set) var summary = BackupSummary()
@@ -38,6 +41,8 @@ struct BackupWalker {
         self.assembler = assembler
         self.progress = progress
         self.started = started
+        claims = DedupClaims(index: index)
+        stage = BlobStage(keys: repository.keys, claims: claims, assembler: assembler)
         var rules = request.selection
         rules.patterns = request.excludes.compactMap { PathPattern($0) } + rules.patterns
         self.rules = rules
@@ -49,7 +54,7 @@ struct BackupWalker {
     /// the parent snapshot: files whose metadata match it there are not read again.
     mutating func backupRoots(parentRoot: BlobID?, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> BlobID {
         let parent = try await parentTree(parentRoot)
-        var nodes: [TreeNode] = []
+        var entries: [Entry] = []
         var names = Set<[UInt8]>()
         for path in request.paths {
             let absolute = Self.absolute(path)
@@ -59,13 +64,13 @@ struct BackupWalker {
             var st = Glibc.stat()
             guard lstat(absolute, &st) == 0 else { throw BackupError.sourceUnreadable(absolute, FileError(errno: errno, operation: "lstat")) }
             sourceDevice = UInt64(st.st_dev)
-            if let node = try await backupEntry(path: RawPath(absolute), name: name, st: st, previous: parent?.node(named: name), group: &group) {
-                nodes.append(node)
+            if let entry = try await backupEntry(path: RawPath(absolute), name: name, st: st, previous: parent?.node(named: name), group: &group) {
+                entries.append(entry)
             } else if (st.st_mode & S_IFMT) == S_IFDIR {
                 throw BackupError.sourceUnreadable(absolute, FileError(errno: EACCES, operation: "opendir"))
             }
         }
-        return try await storeTree(Tree(nodes: nodes), group: &group)
+        return try await storeTree(Tree(nodes: try await nodes(of: entries, group: &group)), group: &group)
     }
 
     static func absolute(_ path: String) -> String {
@@ -144,8 +149,43 @@ struct BackupWalker {
         }
     }
 
+    /// A folder entry as the walk leaves it: a node, or a file whose chunks are still being
+    /// hashed by sealing tasks.
+    enum Entry {
+        case node(TreeNode)
+        case file(name: [UInt8], metadata: NodeMetadata, size: UInt64, chunks: FileChunks, previous: TreeNode.Content?)
+    }
+
+    /// The nodes of a folder's entries, once every chunk of its files has its id: collects
+    /// finished tasks until then (their errors end the backup here).
+    private mutating func nodes(of entries: [Entry], group: inout ThrowingTaskGroup<Void, any Error>) async throws -> [TreeNode] {
+        for case .file(_, _, _, let chunks, _) in entries {
+            while !chunks.isComplete {
+                guard try await group.next() != nil else { break }
+                inFlight -= 1
+            }
+        }
+        var nodes: [TreeNode] = []
+        nodes.reserveCapacity(entries.count)
+        for entry in entries {
+            switch entry {
+            case .node(let node): nodes.append(node)
+            case .file(let name, let metadata, let size, let fileChunks, let previous):
+                let chunks = fileChunks.all
+                switch previous {
+                case .file(let oldSize, let oldChunks)? where oldSize == size && oldChunks == chunks: summary.filesUnmodified += 1
+                case .some: summary.filesChanged += 1
+                case nil: summary.filesNew += 1
+                }
+                let lists = chunks.count > ChunkList.threshold ? try await storeChunkLists(chunks, group: &group) : nil
+                nodes.append(TreeNode(name: name, metadata: metadata, content: .file(size: size, chunks: chunks), chunkLists: lists))
+            }
+        }
+        return nodes
+    }
+
     /// One directory entry; nil when it is skipped (excluded, unreadable, or not a kind we keep).
-    private mutating func backupEntry(path: RawPath, name: [UInt8], st: stat, previous: TreeNode?, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> TreeNode? {
+    private mutating func backupEntry(path: RawPath, name: [UInt8], st: stat, previous: TreeNode?, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> Entry? {
         try Task.checkCancellation()
         let meta = Self.metadata(st)
         switch st.st_mode & S_IFMT {
@@ -153,22 +193,16 @@ struct BackupWalker {
             guard selectFile(path: path, name: name, st: st) else { return nil }
             // A live database's main file can stay unchanged while commits pile up in its -wal.
             if let previous, !hasPendingWAL(path), let reused = reuse(previous, st: st) {
-                return TreeNode(name: name, metadata: meta, content: reused, chunkLists: previous.chunkLists)
+                return .node(TreeNode(name: name, metadata: meta, content: reused, chunkLists: previous.chunkLists))
             }
             guard let (size, chunks, fileMeta) = try await backupFile(path: path, group: &group) else { return nil }
-            switch previous?.content {
-            case .file(let oldSize, let oldChunks)? where oldSize == size && oldChunks == chunks: summary.filesUnmodified += 1
-            case .some: summary.filesChanged += 1
-            case nil: summary.filesNew += 1
-            }
-            let lists = chunks.count > ChunkList.threshold ? try await storeChunkLists(chunks, group: &group) : nil
-            return TreeNode(name: name, metadata: fileMeta, content: .file(size: size, chunks: chunks), chunkLists: lists)
+            return .file(name: name, metadata: fileMeta, size: size, chunks: chunks, previous: previous?.content)
         case S_IFDIR:
             var previousSubtree: BlobID? = nil
             if case .directory(let id)? = previous?.content { previousSubtree = id }
             guard let subtree = try await backupDirectory(path: path, previous: previousSubtree, group: &group) else { return nil }
             summary.directories += 1
-            return TreeNode(name: name, metadata: meta, content: .directory(subtree: subtree))
+            return .node(TreeNode(name: name, metadata: meta, content: .directory(subtree: subtree)))
         case S_IFLNK:
             var buf = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
             let n = path.withCString { readlink($0, &buf, buf.count) }
@@ -176,7 +210,7 @@ struct BackupWalker {
                 warn(path, FileError(errno: errno, operation: "readlink"))
                 return nil
             }
-            return TreeNode(name: name, metadata: meta, content: .symlink(target: Array(buf[0..<n])))
+            return .node(TreeNode(name: name, metadata: meta, content: .symlink(target: Array(buf[0..<n]))))
         default:
             return nil  // sockets, FIFOs and devices are not backed up (FORMAT.md §9)
         }
@@ -198,7 +232,7 @@ struct BackupWalker {
         }
         closedir(dir)
         entries.sort { $0.lexicographicallyPrecedes($1) }
-        var nodes: [TreeNode] = []
+        var nodes: [Entry] = []
         // Without directory-only patterns or a report, excluded names are not even lstat'ed.
         let typeMatters = rules.needsEntryType || classifies
         for name in entries {
@@ -222,7 +256,7 @@ struct BackupWalker {
                     // A mount point is kept as an empty folder (as restic does), its content is not.
                     let empty = try await storeTree(Tree(nodes: []), group: &group)
                     summary.directories += 1
-                    nodes.append(TreeNode(name: name, metadata: Self.metadata(st), content: .directory(subtree: empty)))
+                    nodes.append(.node(TreeNode(name: name, metadata: Self.metadata(st), content: .directory(subtree: empty))))
                     continue
                 }
                 if !rules.excludeIfPresent.isEmpty && hasMarker(childPath) {
@@ -230,14 +264,14 @@ struct BackupWalker {
                     continue
                 }
             }
-            if let node = try await backupEntry(path: childPath, name: name, st: st, previous: parent?.node(named: name), group: &group) {
-                nodes.append(node)
+            if let entry = try await backupEntry(path: childPath, name: name, st: st, previous: parent?.node(named: name), group: &group) {
+                nodes.append(entry)
             }
         }
-        return try await storeTree(Tree(nodes: nodes), group: &group)
+        return try await storeTree(Tree(nodes: try await self.nodes(of: nodes, group: &group)), group: &group)
     }
 
-    private mutating func backupFile(path: RawPath, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> (UInt64, [BlobID], NodeMetadata)? {
+    private mutating func backupFile(path: RawPath, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> (UInt64, FileChunks, NodeMetadata)? {
         // O_NOATIME spares a write per file; the kernel allows it only to the file's owner.
         var fd = path.withCString { open($0, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | Self.noATime) }
         if fd < 0 && errno == EPERM { fd = path.withCString { open($0, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) } }
@@ -256,7 +290,7 @@ struct BackupWalker {
         // it restores bit for bit — unless it changed while being read; then the snapshot.
         // The node keeps the live file's metadata and the size of what was read.
         let isDatabase = request.consistentDatabases && Self.isSQLite(fd)
-        var result: (bytes: UInt64, chunks: [BlobID])? = nil
+        var result: (bytes: UInt64, chunks: FileChunks)? = nil
         do {
             if !isDatabase || !isInUse(path) {
                 let plain = try await chunkFile(fd, sizeHint: Int(st.st_size), path: path, group: &group)
@@ -290,29 +324,23 @@ struct BackupWalker {
         return (result.bytes, result.chunks, Self.metadata(st))
     }
 
-    /// Chunks a file from its current offset to its end, queueing new blobs; returns the bytes
-    /// read and the chunk ids.
-    private mutating func chunkFile(_ fd: Int32, sizeHint: Int, path: RawPath, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> (bytes: UInt64, chunks: [BlobID]) {
+    /// Reads and cuts a file from its current offset to its end, handing the chunks in batches
+    /// to sealing tasks; returns the bytes read and the file's chunk ids, which those tasks fill.
+    private mutating func chunkFile(_ fd: Int32, sizeHint: Int, path: RawPath, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> (bytes: UInt64, chunks: FileChunks) {
         var reader = ChunkReader(fd: fd, cutter: cutter(for: fd), sizeHint: sizeHint)
-        var chunks: [BlobID] = []
-        while true {
-            var handle: BlobHandle? = nil
-            var copy: [UInt8]? = nil
-            let more = try reader.next { chunk in
-                let h = BlobHandle(id: repository.keys.blobID(of: chunk), type: .data)
-                handle = h
-                if !index.contains(h) && !pending.contains(h) { copy = Array(chunk) }
-                summary.bytesProcessed += UInt64(chunk.count)
+        let chunks = FileChunks()
+        var batch = ChunkBatch(file: chunks)
+        while let chunk = try reader.next() {
+            batch.append(chunk)
+            summary.bytesProcessed += UInt64(chunk.count)
+            if batch.isFull {
+                try await submit(batch, group: &group)
+                batch = ChunkBatch(file: chunks)
+                report(path)
+                try Task.checkCancellation()
             }
-            guard more, let handle else { break }
-            chunks.append(handle.id)
-            if let copy {
-                pending.insert(handle)
-                try await submit(handle, copy, group: &group)
-            }
-            report(path)
-            try Task.checkCancellation()
         }
+        if !batch.chunks.isEmpty { try await submit(batch, group: &group) }
         return (reader.bytesRead, chunks)
     }
 
@@ -397,24 +425,31 @@ struct BackupWalker {
         return ids
     }
 
-    /// Stores a tree-type blob unless it is already stored or queued.
+    /// Stores a tree-type blob unless it is already stored or claimed.
     private mutating func storeMetadata(_ bytes: [UInt8], group: inout ThrowingTaskGroup<Void, any Error>) async throws -> BlobID {
         let handle = BlobHandle(id: repository.keys.blobID(of: bytes), type: .tree)
-        if !index.contains(handle) && pending.insert(handle).inserted {
-            try await submit(handle, bytes, group: &group)
+        if claims.claim(handle) {
+            let assembler = self.assembler
+            try await addTask(group: &group) { try await assembler.store(handle, plaintext: bytes[...]) }
         }
         return handle.id
     }
 
-    /// Hands a blob to a sealing task, first waiting for one to finish if too many are running.
-    private mutating func submit(_ handle: BlobHandle, _ plaintext: [UInt8], group: inout ThrowingTaskGroup<Void, any Error>) async throws {
+    /// Hands a batch of chunks to a sealing task (stage 3).
+    private mutating func submit(_ batch: ChunkBatch, group: inout ThrowingTaskGroup<Void, any Error>) async throws {
+        let first = batch.file.reserve(batch.chunks.count)
+        let stage = self.stage
+        try await addTask(group: &group) { try await stage.process(batch, first: first) }
+    }
+
+    /// Adds a task to the group, first waiting for one to finish if too many are in flight.
+    private mutating func addTask(group: inout ThrowingTaskGroup<Void, any Error>, _ work: @escaping @Sendable () async throws -> Void) async throws {
         if inFlight >= request.maxBlobsInFlight {
             try await group.next()
             inFlight -= 1
         }
         inFlight += 1
-        let assembler = self.assembler
-        group.addTask { try await assembler.store(handle, plaintext: plaintext[...]) }
+        group.addTask(operation: work)
     }
 
     private mutating func warn(_ path: RawPath, _ error: FileError) {

@@ -151,29 +151,35 @@ extension Repository {
         //    is verified on the way so damage is not carried into a new pack).
         progress?("repacking \(report.packsRepacked) packs")
         let assembler = PackAssembler(repository: self, dryRun: false, openDataPacks: 1)
-        let decompressor = ZstdDecompressor()
-        for plan in plans where plan.action == .repack {
-            let name = ObjectName(.data, plan.pack.id.hex)
-            let bytes: [UInt8]
-            do { bytes = try await storage.read(name) } catch StorageError.notFound {
-                throw PruneError.missingBlobs(count: plan.keep.count, example: plan.keep[0].handle, damagedPacks: [plan.pack.id])
-            }
-            for blob in plan.keep {
-                let end = Int(blob.offset) + Int(blob.length)
-                guard end <= bytes.count else {
-                    throw PruneError.blobDamaged(blob.handle, pack: plan.pack.id, detail: "the pack ends at byte \(bytes.count), before the blob")
+        do {
+            let decompressor = ZstdDecompressor()
+            for plan in plans where plan.action == .repack {
+                let name = ObjectName(.data, plan.pack.id.hex)
+                let bytes: [UInt8]
+                do { bytes = try await storage.read(name) } catch StorageError.notFound {
+                    throw PruneError.missingBlobs(count: plan.keep.count, example: plan.keep[0].handle, damagedPacks: [plan.pack.id])
                 }
-                let envelope = bytes[Int(blob.offset)..<end]
-                do {
-                    _ = try BlobEnvelope.open(envelope, handle: blob.handle, rawLength: Int(blob.rawLength), keys: keys, decompressor: decompressor)
-                } catch {
-                    throw PruneError.blobDamaged(blob.handle, pack: plan.pack.id, detail: Checker.describe(error))
+                for blob in plan.keep {
+                    let end = Int(blob.offset) + Int(blob.length)
+                    guard end <= bytes.count else {
+                        throw PruneError.blobDamaged(blob.handle, pack: plan.pack.id, detail: "the pack ends at byte \(bytes.count), before the blob")
+                    }
+                    let envelope = bytes[Int(blob.offset)..<end]
+                    do {
+                        _ = try BlobEnvelope.open(envelope, handle: blob.handle, rawLength: Int(blob.rawLength), keys: keys, decompressor: decompressor)
+                    } catch {
+                        throw PruneError.blobDamaged(blob.handle, pack: plan.pack.id, detail: Checker.describe(error))
+                    }
+                    try await assembler.storeSealed(blob.handle, envelope: envelope, rawLength: blob.rawLength)
                 }
-                try await assembler.storeSealed(blob.handle, envelope: envelope, rawLength: blob.rawLength)
             }
+            // 2. The new index: rewritten packs (written by the assembler as it goes) plus every kept pack.
+            try await assembler.flush()
+        } catch {
+            // No pack upload may still be under way once the lock is released.
+            await assembler.abandon()
+            throw error
         }
-        // 2. The new index: rewritten packs (written by the assembler as it goes) plus every kept pack.
-        try await assembler.flush()
         report.packsWritten = assembler.packsWritten
         var written = Set(assembler.indexObjectsWritten)
         let kept = plans.filter { $0.action == .keep }.map(\.pack)

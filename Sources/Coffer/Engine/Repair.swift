@@ -163,15 +163,21 @@ extension Repository {
         // Salvage: copy each intact blob of a damaged pack that no good pack holds.
         var have = Set(good.flatMap { $0.blobs.map(\.handle) })
         let assembler = PackAssembler(repository: self, dryRun: false, openDataPacks: 1)
-        for d in damaged {
-            for blob in d.salvage where have.insert(blob.handle).inserted {
-                let envelope = d.bytes[Int(blob.offset)..<Int(blob.offset) + Int(blob.length)]
-                try await assembler.storeSealed(blob.handle, envelope: envelope, rawLength: blob.rawLength)
-                report.blobsSalvaged += 1
+        do {
+            for d in damaged {
+                for blob in d.salvage where have.insert(blob.handle).inserted {
+                    let envelope = d.bytes[Int(blob.offset)..<Int(blob.offset) + Int(blob.length)]
+                    try await assembler.storeSealed(blob.handle, envelope: envelope, rawLength: blob.rawLength)
+                    report.blobsSalvaged += 1
+                }
             }
+            try await assembler.flush()
+        } catch {
+            // No pack upload may still be under way once the lock is released.
+            await assembler.abandon()
+            throw error
         }
         report.packsDamaged += damaged.count
-        try await assembler.flush()
         report.packsWritten = assembler.packsWritten
 
         progress?("writing the new index")

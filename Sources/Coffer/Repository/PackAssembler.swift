@@ -1,11 +1,12 @@
 import CofferCrypto
 
-/// Turns new blobs into packs: compresses and seals each blob in the caller's task, spreads
-/// data blobs at random over several open packs (so pack boundaries do not trace file
-/// offsets, FORMAT.md §7.3), and writes a pack once it reaches the target size.
+/// Turns new blobs into packs (stage 4, Engine/Pipeline): compresses and seals each blob in
+/// the caller's task, spreads data blobs at random over several open packs (so pack
+/// boundaries do not trace file offsets, FORMAT.md §7.3), and hands a pack that reaches the
+/// target size to the uploader (stage 5), which stores it and then indexes it (stage 6).
 final class PackAssembler: @unchecked Sendable {
     // Mutable state is guarded by `lock`; sealing and storage writes happen outside it.
-    private struct OpenPack {
+    private struct OpenPack: Sendable {
         var body: [UInt8] = []
         var blobs: [PackedBlob] = []
     }
@@ -25,6 +26,7 @@ final class PackAssembler: @unchecked Sendable {
 
     private let repository: Repository
     private let dryRun: Bool
+    private let uploader: PackUploader
     private let lock = Lock()
     // Open packs are mutated in place (never copied out): a copy would make every append
     // copy the whole 16 MiB body.
@@ -56,6 +58,7 @@ final class PackAssembler: @unchecked Sendable {
         self.dryRun = dryRun
         self.openDataPacks = openDataPacks
         openData = Array(repeating: OpenPack(), count: openDataPacks)
+        uploader = PackUploader(limit: PipelineLimits.packsInFlight(for: repository.storage))
     }
 
     private func checkoutWorker() -> Worker {
@@ -76,13 +79,19 @@ final class PackAssembler: @unchecked Sendable {
             appendingTo: &worker.sealed)
         let full = add(handle, envelope: worker.sealed[...], rawLength: UInt32(plaintext.count))
         returnWorker(worker)
-        if let full { try await write(full) }
+        if let full { try await upload(full) }
+    }
+
+    /// Hands a full pack to the uploader; returns once it has a slot, not once it is stored.
+    private func upload(_ pack: consuming OpenPack, indexAfter threshold: Int = packsPerIndex) async throws {
+        let pack = Box(pack)
+        try await uploader.submit { try await self.write(pack.take(), indexAfter: threshold) }
     }
 
     /// Adds an already sealed envelope (prune copies blobs between packs without re-sealing:
     /// the seal binds the blob's id and type, not its pack).
     func storeSealed(_ handle: BlobHandle, envelope: ArraySlice<UInt8>, rawLength: UInt32) async throws {
-        if let full = add(handle, envelope: envelope, rawLength: rawLength) { try await write(full) }
+        if let full = add(handle, envelope: envelope, rawLength: rawLength) { try await upload(full) }
     }
 
     private func add(_ handle: BlobHandle, envelope: ArraySlice<UInt8>, rawLength: UInt32) -> OpenPack? {
@@ -124,9 +133,14 @@ final class PackAssembler: @unchecked Sendable {
             }
             return Self.merge(openData, target: target) + [openTree].filter { !$0.blobs.isEmpty }
         }
-        for pack in rest { try await write(pack, indexAfter: Int.max) }
+        for pack in rest { try await upload(pack, indexAfter: Int.max) }
+        try await uploader.finish()
         try await writeIndex(lock.withLock { defer { unindexed = [] }; return unindexed })
     }
+
+    /// On a failing run: waits until no upload (and no index object after one) is under way,
+    /// so that nothing lands after the lock is released.
+    func abandon() async { await uploader.abandon() }
 
     /// Concatenates the blobs of `packs` into as few packs as the target allows: each output
     /// pack is closed once it reaches the target, as `add` would close it.
@@ -153,8 +167,10 @@ final class PackAssembler: @unchecked Sendable {
         return out
     }
 
-    private func write(_ pack: OpenPack, indexAfter threshold: Int = packsPerIndex) async throws {
-        var body = pack.body
+    private func write(_ pack: consuming OpenPack, indexAfter threshold: Int) async throws {
+        // Moved out, not copied: the header and padding are appended in place.
+        var body: [UInt8] = []
+        swap(&body, &pack.body)
         let id = PackID(bytes: repository.random.bytes(32))
         PackFormat.finish(
             body: &body, blobs: pack.blobs, packID: id, key: repository.keys.metadataSealing,
@@ -189,5 +205,15 @@ final class PackAssembler: @unchecked Sendable {
             _bytesStored += UInt64(size)
             _indexObjectsWritten.append(name)
         }
+    }
+}
+
+/// Hands a value that is not Sendable-checked (a pack body, uniquely owned) to one task.
+private final class Box<T>: @unchecked Sendable {
+    private var value: T?
+    init(_ value: consuming T) { self.value = value }
+    func take() -> T {
+        defer { value = nil }
+        return value!
     }
 }

@@ -1,0 +1,83 @@
+import CofferCrypto
+import Glibc
+
+/// Whole-buffer reads and writes with EINTR and short transfers handled, and direct I/O.
+enum FileIO {
+    /// O_DIRECT, which Glibc's Swift overlay does not export (it needs _GNU_SOURCE).
+    #if arch(x86_64)
+    static let directFlag: Int32 = 0o40000
+    #elseif arch(arm64)
+    static let directFlag: Int32 = 0o200000
+    #else
+    static let directFlag: Int32 = 0
+    #endif
+
+    /// What direct I/O needs aligned: buffer addresses, file offsets and lengths.
+    static let directAlignment = 4096
+    /// Bytes copied into an aligned buffer and written per request.
+    static let directSegment = 4 << 20
+
+    /// Writes all of `bytes` at `offset` (EINTR and short writes retried).
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int) throws(FileError) {
+        var done = 0
+        while done < bytes.count {
+            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw FileError(errno: n == 0 ? EIO : errno, operation: "write") }
+            done += n
+        }
+    }
+
+    /// Writes `bytes` from offset 0 through an `O_DIRECT` descriptor: each segment is copied into
+    /// an aligned buffer, the last one padded with zeros to the alignment, and the file is then
+    /// cut to its exact size. Returns false, having written nothing that counts, when the file
+    /// system refuses direct writes (EINVAL: tmpfs, some network file systems); the caller then
+    /// writes through the page cache.
+    static func writeDirect(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(FileError) -> Bool {
+        guard directFlag != 0 else { return false }
+        let buffer = AlignedBuffers.shared.take()
+        defer { AlignedBuffers.shared.give(buffer) }
+        var offset = 0
+        while offset < bytes.count {
+            let count = min(directSegment, bytes.count - offset)
+            let padded = (count + directAlignment - 1) / directAlignment * directAlignment
+            memcpy(buffer, bytes.baseAddress! + offset, count)
+            if padded > count { memset(buffer + count, 0, padded - count) }
+            var done = 0
+            while done < padded {
+                let n = pwrite(fd, buffer + done, padded - done, off_t(offset + done))
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 && errno == EINVAL && offset == 0 && done == 0 { return false }
+                guard n > 0 else { throw FileError(errno: n == 0 ? EIO : errno, operation: "write") }
+                done += n
+            }
+            offset += count
+        }
+        guard ftruncate(fd, off_t(bytes.count)) == 0 else { throw FileError(errno: errno, operation: "truncate") }
+        return true
+    }
+}
+
+/// A few aligned segment buffers, reused: allocating and faulting in 4 MiB for every pack
+/// would cost more than the copy into it.
+final class AlignedBuffers: @unchecked Sendable {
+    static let shared = AlignedBuffers()
+    // Only touched under `lock`.
+    private let lock = Lock()
+    private var idle: [UnsafeMutableRawPointer] = []
+    private static let keep = 4
+
+    func take() -> UnsafeMutableRawPointer {
+        if let b = lock.withLock({ idle.popLast() }) { return b }
+        return UnsafeMutableRawPointer.allocate(byteCount: FileIO.directSegment, alignment: FileIO.directAlignment)
+    }
+
+    func give(_ buffer: UnsafeMutableRawPointer) {
+        let kept: Bool = lock.withLock {
+            guard idle.count < Self.keep else { return false }
+            idle.append(buffer)
+            return true
+        }
+        if !kept { buffer.deallocate() }
+    }
+}
