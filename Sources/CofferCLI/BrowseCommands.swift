@@ -83,7 +83,7 @@ struct DiffCommand: AsyncParsableCommand {
 struct RestoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "restore", abstract: "Restore a snapshot into a folder.",
-        discussion: "Every chunk is verified; a file with missing or damaged data is not written and is reported.")
+        discussion: "Every chunk's seal is verified (it binds the chunk's id and type, so storage cannot alter, swap or truncate one); a file with missing or damaged data is not written and is reported. --verify-ids also recomputes each chunk's keyed hash, as check --read-data does.")
     @OptionGroup var options: RepositoryOptions
     @Argument(help: "Snapshot id, unique prefix, or 'latest'.") var snapshot: String
     @Option(name: [.short, .long], help: ArgumentHelp("Folder to restore into (created if missing).", valueName: "dir")) var target: String
@@ -91,12 +91,15 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(help: "Take no lock (for read-only storage); a prune running meanwhile could make the restore fail.") var noLock = false
     @Flag(help: "Give files the owners (uid, gid) and setuid/setgid bits the snapshot records (needs root); without it they belong to you and lose setuid/setgid.")
     var preserveOwner = false
+    @Flag(help: "Also recompute every chunk's keyed hash (about 1 ns per byte more; the seal already proves each chunk against storage).")
+    var verifyIds = false
 
     func run() async throws {
         try await ErrorReporting.run {
             let (repo, _) = try await options.open()
             let (id, _) = try await repo.resolveSnapshot(snapshot)
             var request = RestoreRequest(snapshot: id, target: target)
+            request.verifyIDs = verifyIds
             request.includes = includes
             request.lock = !noLock
             request.preserveOwner = preserveOwner

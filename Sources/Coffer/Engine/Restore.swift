@@ -13,6 +13,10 @@ public struct RestoreRequest: Sendable {
     /// restored files then belong to whoever restores them, without set-id bits (the sticky bit
     /// stays), as restic and tar do.
     public var preserveOwner = false
+    /// Also recompute every data blob's keyed id. The seal already proves each blob against
+    /// storage (FORMAT.md §7.1); this proves that whoever wrote it hashed it honestly, at about
+    /// a nanosecond per byte.
+    public var verifyIDs = false
     public init(snapshot: SnapshotID, target: String) {
         self.snapshot = snapshot
         self.target = target
@@ -56,7 +60,8 @@ extension Repository {
         let target = try RestoreDirectory.openTarget(RawPath(request.target))
         var restorer = Restorer(
             repository: self, index: index, snapshot: request.snapshot, target: target,
-            includes: request.includes.map { SnapshotPath.components($0) }, preserveOwner: request.preserveOwner, progress: progress)
+            includes: request.includes.map { SnapshotPath.components($0) }, preserveOwner: request.preserveOwner,
+            verifyIDs: request.verifyIDs, progress: progress)
         try await withThrowingTaskGroup(of: FileOutcome.self) { group in
             try await restorer.restoreTree(snapshot.root, in: target, components: [], group: &group)
             while let outcome = try await group.next() { restorer.record(outcome) }
@@ -92,6 +97,7 @@ struct Restorer {
     let target: RestoreDirectory
     let includes: [[[UInt8]]]
     let preserveOwner: Bool
+    let verifyIDs: Bool
     let progress: (@Sendable (RestoreProgress) -> Void)?
     /// Folders open at once are one per level; this many levels stay well inside the
     /// open-file limit, leaving room for files, packs and the cache.
@@ -111,7 +117,7 @@ struct Restorer {
 
     init(
         repository: Repository, index: MasterIndex, snapshot: SnapshotID, target: RestoreDirectory, includes: [[[UInt8]]],
-        preserveOwner: Bool, progress: (@Sendable (RestoreProgress) -> Void)?
+        preserveOwner: Bool, verifyIDs: Bool, progress: (@Sendable (RestoreProgress) -> Void)?
     ) {
         self.repository = repository
         self.index = index
@@ -119,6 +125,7 @@ struct Restorer {
         self.target = target
         self.includes = includes
         self.preserveOwner = preserveOwner
+        self.verifyIDs = verifyIDs
         self.progress = progress
         maxDepth = max(16, Self.openFileLimit() - 128)
     }
@@ -208,7 +215,8 @@ struct Restorer {
             record(outcome)
         }
         inFlight += 1
-        let file = RestoredFile(directory: dir, name: name, metadata: meta, size: size, chunks: chunks, preserveOwner: preserveOwner)
+        let file = RestoredFile(
+            directory: dir, name: name, metadata: meta, size: size, chunks: chunks, preserveOwner: preserveOwner, verifyIDs: verifyIDs)
         let repository = self.repository, index = self.index
         group.addTask { await file.restore(repository: repository, index: index) }
     }
@@ -285,6 +293,7 @@ struct RestoredFile: Sendable {
     let size: UInt64
     let chunks: [BlobID]
     let preserveOwner: Bool
+    let verifyIDs: Bool
 
     var path: RawPath { directory.path.appending(name) }
 
@@ -300,7 +309,7 @@ struct RestoredFile: Sendable {
             return FileOutcome(path: path, bytes: 0, problem: "\(error)")
         }
         var failure: String? = nil
-        var offset: UInt64 = 0
+        var writer = FileDataWriter(fd: fd, expectedSize: size)
         do {
             // A window of chunks at a time, fetched together (Repository.loadBlobs): bounded
             // memory, and few round trips to a remote repository.
@@ -312,16 +321,13 @@ struct RestoredFile: Sendable {
                     windowBytes += Int(index.lookup(BlobHandle(id: chunks[end], type: .data))?.length ?? 0)
                     end += 1
                 }
-                let plains = try await repository.loadBlobs(chunks[start..<end].map { BlobHandle(id: $0, type: .data) }, index: index)
-                for bytes in plains {
-                    // All-zero chunks become holes: sparse files stay sparse.
-                    if !Self.isZero(bytes) { try Self.writeAll(fd, bytes, at: offset) }
-                    offset += UInt64(bytes.count)
-                }
+                let plains = try await repository.loadBlobs(
+                    chunks[start..<end].map { BlobHandle(id: $0, type: .data) }, index: index, verifyingIDs: verifyIDs)
+                for bytes in plains { try await writer.append(bytes) }
                 start = end
             }
-            if offset != size { failure = "restored \(offset) bytes, snapshot records \(size)" }
-            if ftruncate(fd, off_t(offset)) != 0 { throw FileError(errno: errno, operation: "truncate") }
+            try await writer.finish()
+            if writer.size != Int(size) { failure = "restored \(writer.size) bytes, snapshot records \(size)" }
         } catch let e as RepositoryError {
             failure = e.description
         } catch let e as FileError {
@@ -336,31 +342,7 @@ struct RestoredFile: Sendable {
         }
         RestoreMetadata.apply(metadata, to: fd, preserveOwner: preserveOwner)
         close(fd)
-        return FileOutcome(path: path, bytes: offset, problem: nil)
-    }
-
-    static func isZero(_ bytes: [UInt8]) -> Bool {
-        bytes.withUnsafeBytes { raw in
-            let words = raw.count / 8
-            let w = raw.baseAddress.map { UnsafeRawPointer($0) }
-            var i = 0
-            while i < words {
-                if w!.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self) != 0 { return false }
-                i += 1
-            }
-            for j in (words * 8)..<raw.count where raw[j] != 0 { return false }
-            return true
-        }
-    }
-
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: UInt64) throws {
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw FileError(errno: errno, operation: "write") }
-            done += n
-        }
+        return FileOutcome(path: path, bytes: UInt64(writer.size), problem: nil)
     }
 
 }

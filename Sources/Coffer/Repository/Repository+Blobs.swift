@@ -54,9 +54,12 @@ extension Repository {
         return bytes
     }
 
-    private func openEnvelope(_ envelope: ArraySlice<UInt8>, handle: BlobHandle, entry: IndexEntry, decompressor: ZstdDecompressor) throws -> [UInt8] {
+    private func openEnvelope(
+        _ envelope: ArraySlice<UInt8>, handle: BlobHandle, entry: IndexEntry, decompressor: ZstdDecompressor, verifyingID: Bool = true
+    ) throws -> [UInt8] {
         do {
-            return try BlobEnvelope.open(envelope, handle: handle, rawLength: Int(entry.rawLength), keys: keys, decompressor: decompressor)
+            return try BlobEnvelope.open(
+                envelope, handle: handle, rawLength: Int(entry.rawLength), keys: keys, decompressor: decompressor, verifyingID: verifyingID)
         } catch .authenticationFailed {
             throw RepositoryError.blobDamaged(handle, pack: entry.pack, detail: "seal does not verify (tampered or swapped)")
         } catch .idMismatch {
@@ -76,7 +79,9 @@ extension Repository {
     /// come from one range read, and different packs are read in parallel: restoring from a
     /// remote repository is bound by round trips, and a database chunked page by page would
     /// otherwise cost one request per page.
-    public func loadBlobs(_ handles: [BlobHandle], index: MasterIndex) async throws -> [[UInt8]] {
+    /// `verifyingIDs`: also recompute each blob's keyed id (FORMAT.md §7.1: the seal alone
+    /// proves the bytes against storage; the id check proves the writer hashed honestly).
+    public func loadBlobs(_ handles: [BlobHandle], index: MasterIndex, verifyingIDs: Bool = true) async throws -> [[UInt8]] {
         let entries: [IndexEntry] = try handles.map { h in
             guard let e = index.lookup(h) else { throw RepositoryError.blobNotInIndex(h) }
             return e
@@ -114,7 +119,9 @@ extension Repository {
                         return try run.map { p in
                             let e = entries[p]
                             let from = Int(e.offset) - start
-                            return (p, try self.openEnvelope(bytes[from..<from + Int(e.length)], handle: handles[p], entry: e, decompressor: decompressor))
+                            return (p, try self.openEnvelope(
+                                bytes[from..<from + Int(e.length)], handle: handles[p], entry: e, decompressor: decompressor,
+                                verifyingID: verifyingIDs))
                         }
                     } catch let error where !(error is CancellationError) {
                         // Blobs with another copy are read one by one, each from a copy that works.
