@@ -191,7 +191,7 @@ print(json.dumps(r, sort_keys=True))
 EOF
 
 # repo_size DIR: sum of the sizes of the files under DIR (0 if it does not exist).
-repo_size() { if [ -d "$1" ]; then find "$1" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}'; else echo 0; fi; }
+repo_size() { if [ -d "$1" ]; then find "$1" -type f -printf '%s\n' | awk '{s += $1} END {printf "%.0f\n", s}'; else echo 0; fi; }
 
 # measure TOOL STEP DAY REPO COMMAND...: runs COMMAND in $parent under /usr/bin/time -v, appends
 # "tool step day seconds cpu_seconds rss_kib repo_bytes" to $results; output goes to a log file.
@@ -263,7 +263,7 @@ for d in $(seq 0 "$days"); do
     ideal_day "$d"
     backup_day "$d"
 done
-data_bytes="$(find "$data" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}')"
+data_bytes="$(find "$data" -type f -printf '%s\n' | awk '{s += $1} END {printf "%.0f\n", s}')"
 data_files="$(find "$data" -type f | wc -l)"
 rm -rf "$prev"
 

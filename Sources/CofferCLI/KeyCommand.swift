@@ -1,6 +1,8 @@
 import ArgumentParser
 import Coffer
 import CofferCrypto
+import Foundation
+import Glibc
 
 struct KeyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,19 +20,27 @@ struct KeyList: AsyncParsableCommand {
             let (repo, _) = try await options.open()
             let slots = try await repo.keySlots()
             if options.json {
-                Output.json(slots.map {
-                    KeySlotJSON(
-                        id: $0.id.hex, kind: $0.kindName, kdf: $0.kdfDescription, current: $0.id == repo.openedWith,
-                        vaultURL: $0.vaultAddress?.url, vaultAccount: $0.vaultAddress?.account)
+                Output.json(slots.map { slot in
+                    let label = repo.deviceLabel(of: slot)
+                    return KeySlotJSON(
+                        id: slot.id.hex, kind: slot.kindName, kdf: slot.kdfDescription(label), current: slot.id == repo.openedWith,
+                        vaultURL: slot.vaultAddress?.url, vaultAccount: slot.vaultAddress?.account, deviceHost: label?.hostname,
+                        deviceCreated: label.map { Self.timestamp($0.createdNanos) })
                 })
                 return
             }
             print(" ID        Kind          Key derivation")
             for s in slots {
-                print("\(s.id == repo.openedWith ? "*" : " ")\(s.id.short)  \(s.kindName.padding(12))  \(s.kdfDescription)")
+                print("\(s.id == repo.openedWith ? "*" : " ")\(s.id.short)  \(s.kindName.padding(12))  \(s.kdfDescription(repo.deviceLabel(of: s)))")
             }
             for refused in try await repo.refusedKeySlots() { Output.warning("not usable: \(refused)") }
         }
+    }
+}
+
+extension KeyList {
+    static func timestamp(_ nanos: Int64) -> String {
+        RepositoryOptions.timestamp(Date(timeIntervalSince1970: TimeInterval(nanos / 1_000_000_000)))
     }
 }
 
@@ -41,6 +51,8 @@ struct KeySlotJSON: Encodable {
     let current: Bool
     let vaultURL: String?
     let vaultAccount: String?
+    let deviceHost: String?
+    let deviceCreated: String?
 }
 
 extension KeySlot {
@@ -49,13 +61,17 @@ extension KeySlot {
         case .password: return "password"
         case .recoveryKey: return "recovery-key"
         case .vault: return "vault"
+        case .device: return "device"
         }
     }
-    var kdfDescription: String {
+    func kdfDescription(_ label: DeviceLabel?) -> String {
         switch kind {
         case .password(let c): return c.description
         case .recoveryKey: return "blake2b (192-bit key)"
         case .vault(let address): return "vault \(address) (OPAQUE, attempt-limited)"
+        case .device:
+            guard let label else { return "blake2b (256-bit device key; its label does not open)" }
+            return "blake2b (256-bit device key) on \(label.hostname), added \(KeyList.timestamp(label.createdNanos))"
         }
     }
 }
@@ -65,6 +81,8 @@ struct KeyAdd: AsyncParsableCommand {
     @OptionGroup var options: RepositoryOptions
     @OptionGroup var vault: VaultOptions
     @Flag(help: "Add a new 64-digit recovery key (shown once) instead of a password.") var recoveryKey = false
+    @Flag(help: "Add a device key for this machine: a random 256-bit key in a 0600 file under ~/.config/coffer/device-keys, found by later commands here when no password or key is given (for scheduled backups).")
+    var device = false
     @Option(help: ArgumentHelp("Read the new password from this file.", valueName: "file")) var newPasswordFile: String?
     @Option(help: ArgumentHelp("Argon2id memory in MiB for the new password.", valueName: "MiB")) var argon2MemoryMib: UInt64?
     @Option(help: ArgumentHelp("Argon2id passes for the new password.", valueName: "n")) var argon2Iterations: UInt64?
@@ -72,14 +90,39 @@ struct KeyAdd: AsyncParsableCommand {
     func run() async throws {
         try await ErrorReporting.run {
             // Arguments first: a mistake found after the login would have cost a vault attempt.
-            if recoveryKey && vault.vault != nil { throw CLIError.usage("choose one: --recovery-key or --vault") }
+            if [recoveryKey, vault.vault != nil, device].filter({ $0 }).count > 1 {
+                throw CLIError.usage("choose one: --recovery-key, --vault or --device")
+            }
             let cost = try PasswordCost.fromOptions(memoryMib: argon2MemoryMib, iterations: argon2Iterations)
             let address = try vault.address()
-            if !recoveryKey && newPasswordFile == nil && !Secrets.haveTerminal {
+            if !recoveryKey && !device && newPasswordFile == nil && !Secrets.haveTerminal {
                 throw CLIError.usage("give the new password with --new-password-file (or use --recovery-key)")
             }
             let (repo, credential) = try await options.open()
             let master = try await repo.unlockMasterKey(with: credential)
+            if device {
+                guard let folder = DeviceKeyFolder.standard() else {
+                    throw CLIError.usage("no configuration folder for the device key (set COFFER_CONFIG_DIR or HOME)")
+                }
+                let repositoryID = repo.config.repositoryID.hex
+                if access(folder.file(for: repositoryID), F_OK) == 0 {
+                    throw CLIError.usage("\(folder.file(for: repositoryID)) already holds this machine's device key for the repository; remove its slot first (`coffer key list`, `coffer key remove ID`)")
+                }
+                let (slot, key) = try await repo.addDeviceSlot(master: master)
+                let path: String
+                do { path = try folder.save(key, repositoryID: repositoryID) } catch {
+                    // A slot whose key is nowhere must not stay behind.
+                    try? await repo.removeKeySlot(slot.id)
+                    throw error
+                }
+                if options.json {
+                    Output.json(["id": slot.id.hex, "file": path])
+                } else if !options.quiet {
+                    print("added device slot \(slot.id.short); its key is in \(path)")
+                    print("commands on this machine given no password or key now open the repository with it")
+                }
+                return
+            }
             if recoveryKey {
                 let key = RecoveryKey.generate()
                 let slot = try await repo.addKeySlot(master: master, credential: .recoveryKey(key))
@@ -142,6 +185,9 @@ struct KeyRemove: AsyncParsableCommand {
             }
             if let address = removed?.vaultAddress {
                 Output.warning("\(address) is still registered on the vault, but no longer opens this repository")
+            }
+            if case .device? = removed?.kind, let file = DeviceKeyFolder.standard()?.remove(slot: slot) {
+                print("removed this machine's device key \(file)")
             }
         }
     }

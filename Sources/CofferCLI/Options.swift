@@ -105,8 +105,17 @@ struct RepositoryOptions: ParsableArguments {
         let trust = try vaultTrust()
         // A typed password must not be wasted on a choice coffer will refuse to make; the
         // question about an unknown vault comes before the password, too.
-        if willPrompt { try await Repository.checkVaultAccountChoice(storage: storage, named: account, trust: trust) }
-        let credential = try credential()
+        // Given nothing, a machine with a device key for this repository opens with it: the
+        // way scheduled backups run (FORMAT.md §5.4).
+        var device: Credential? = nil
+        if willPrompt, let folder = DeviceKeyFolder.standard() {
+            let slots = Set(try await storage.list(.keys).compactMap { KeySlotID(hex: $0.name.name) })
+            if let found = folder.key(forAnyOf: slots) { device = .deviceKey(found.key) }
+        }
+        if device == nil && willPrompt {
+            try await Repository.checkVaultAccountChoice(storage: storage, named: account, trust: trust)
+        }
+        let credential = try device ?? self.credential()
         let repo = try await Repository.open(
             storage: storage, credential: credential, vault: vaultClient, vaultAccount: account, vaultTrust: trust)
         // A local repository is as fast to read as a cache would be, so it gets one only when

@@ -14,19 +14,7 @@ struct TrustedVaultFile: Sendable {
     static let fileName = "trusted-vaults"
 
     /// The user's file; nil when no folder can be named (no HOME and nothing set).
-    static func standard() -> TrustedVaultFile? {
-        let folder: String
-        if let dir = Environment.value("COFFER_CONFIG_DIR") {
-            folder = dir
-        } else if let xdg = Environment.value("XDG_CONFIG_HOME") {
-            folder = xdg + "/coffer"
-        } else if let home = Environment.value("HOME") {
-            folder = home + "/.config/coffer"
-        } else {
-            return nil
-        }
-        return TrustedVaultFile(path: folder + "/" + fileName)
-    }
+    static func standard() -> TrustedVaultFile? { ConfigFolder.path().map { TrustedVaultFile(path: $0 + "/" + fileName) } }
 
     var folder: String { (path as NSString).deletingLastPathComponent }
 

@@ -15,6 +15,7 @@ import Testing
     static let vectorVaultAddress = try! VaultAddress(url: "https://vault.example:8443", account: "alice")
     /// Stands in for OPAQUE's 64-byte export key (bytes 0x40…0x7f).
     static let vectorExportKey = SecureBytes(copying: (0x40..<0x80).map { UInt8($0) })
+    static let vectorDeviceLabel = DeviceLabel(hostname: "laptop", createdNanos: 1_764_000_000_000_000_000)
 
     static func computed() throws -> [(String, String)] {
         var v: [(String, String)] = []
@@ -60,6 +61,11 @@ import Testing
         v.append(("vault-secret", Hex.encode(vaultSecret.copyBytes())))
         v.append(("vault-sealed-key", Hex.encode(VaultSealedKey.seal(
             vaultSecret: vaultSecret, exportKey: vectorExportKey, slot: vslot, random: random()))))
+        let (dslot, deviceKey) = KeySlot.createDevice(
+            master: masterKey, label: vectorDeviceLabel, labelKey: k.metadataSealing, random: random())
+        v.append(("keyslot-device", Hex.encode(dslot.encoded())))
+        v.append(("device-key-file", deviceKey.fileText().withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
+            .replacingOccurrences(of: "\n", with: "|")))
 
         let config = RepositoryConfig(
             repositoryID: Raw256((0..<32).map { UInt8(255 - $0) }), chunker: .standard, compressionLevel: 3,
@@ -181,6 +187,12 @@ import Testing
         let secret = try VaultSealedKey.open(sealed, exportKey: Self.vectorExportKey, slot: vaultSlot)
         #expect(secret.copyBytes() == documented["vault-secret"].flatMap(Hex.decode))
         #expect(try vaultSlot.open(vaultSecret: secret).secret.constantTimeEquals(Self.masterKey.secret))
+        // The device slot opens with the key in the documented key file, and names its host.
+        let deviceFile = try #require(documented["device-key-file"]).replacingOccurrences(of: "|", with: "\n")
+        let deviceKey = try DeviceKey(fileText: SecureBytes(copying: Array(deviceFile.utf8)))
+        let deviceSlot = try KeySlot.decode(try #require(documented["keyslot-device"].flatMap(Hex.decode)), id: deviceKey.slotID)
+        #expect(try deviceSlot.open(with: .deviceKey(deviceKey)).secret.constantTimeEquals(Self.masterKey.secret))
+        #expect(deviceSlot.deviceLabel(labelKey: Self.keys.metadataSealing) == Self.vectorDeviceLabel)
         let rk = try RecoveryKey(parsing: try #require(documented["recovery-key-display"]))
         #expect(rk.secret.copyBytes() == (0..<24).map { UInt8($0 * 11 & 0xff) })
     }

@@ -167,3 +167,54 @@ import Testing
         }
     }
 }
+
+/// Device slots (FORMAT.md §5.4): opened by their own key only, label readable with the
+/// metadata key only.
+@Suite struct DeviceSlotTests {
+    let master = Fixture.master()
+    let keys = RepositoryKeys(master: Fixture.master())
+
+    @Test func aDeviceSlotOpensWithItsKeyAndNothingElse() throws {
+        let label = DeviceLabel(hostname: "laptop", createdNanos: 1_764_000_000_000_000_000)
+        let (slot, key) = KeySlot.createDevice(master: master, label: label, labelKey: keys.metadataSealing, random: SystemRandom())
+        #expect(key.slotID == slot.id && key.secret.count == 32)
+        #expect(try slot.open(with: .deviceKey(key)).secret.constantTimeEquals(master.secret))
+        // Decoded from its bytes, it still opens and still has its label.
+        let decoded = try KeySlot.decode(slot.encoded(), id: slot.id)
+        #expect(try decoded.open(with: .deviceKey(key)).secret.constantTimeEquals(master.secret))
+        #expect(decoded.deviceLabel(labelKey: keys.metadataSealing) == label)
+        // Another device's key, the same secret naming another slot, and other credentials fail.
+        let (_, otherKey) = KeySlot.createDevice(master: master, label: label, labelKey: keys.metadataSealing, random: SystemRandom())
+        #expect(throws: KeySlot.Failure.self) { try slot.open(with: .deviceKey(otherKey)) }
+        #expect(throws: KeySlot.Failure.self) { try slot.open(with: .deviceKey(DeviceKey(slotID: otherKey.slotID, secret: key.secret))) }
+        #expect(throws: KeySlot.Failure.self) { try slot.open(with: .password(Fixture.password("laptop"))) }
+        // The label does not open under another key, and the host name is not in the clear.
+        #expect(slot.deviceLabel(labelKey: keys.dataSealing) == nil)
+        let stored = slot.encoded()
+        let needle = Array("laptop".utf8)
+        #expect(!(0...(stored.count - needle.count)).contains { Array(stored[$0..<$0 + needle.count]) == needle })
+    }
+
+    @Test func aChangedLabelMakesTheSlotFailToOpen() throws {
+        let (slot, key) = KeySlot.createDevice(
+            master: master, label: DeviceLabel(hostname: "h", createdNanos: 1), labelKey: keys.metadataSealing, random: SystemRandom())
+        var bytes = slot.encoded()
+        bytes[4] ^= 1  // inside the sealed label, which the slot's seal authenticates too
+        let altered = try KeySlot.decode(bytes, id: slot.id)
+        #expect(throws: KeySlot.Failure.self) { try altered.open(with: .deviceKey(key)) }
+    }
+
+    @Test func aKeyFileRoundTripsAndBadFilesAreNamed() throws {
+        let (_, key) = KeySlot.createDevice(
+            master: master, label: DeviceLabel(hostname: "h", createdNanos: 1), labelKey: keys.metadataSealing, random: SystemRandom())
+        let parsed = try DeviceKey(fileText: key.fileText())
+        #expect(parsed.slotID == key.slotID && parsed.secret.constantTimeEquals(key.secret))
+        for bad in ["", "coffer-device-key-v1\nzz\n00\n", "something else\n", "coffer-device-key-v1\n\(key.slotID.hex)\nabcd\n"] {
+            #expect(throws: DeviceKey.FileError.self) { try DeviceKey(fileText: SecureBytes(copying: Array(bad.utf8))) }
+        }
+        // A long host name is cut so that the sealed label fits the header.
+        let long = DeviceLabel(hostname: String(repeating: "h", count: 500), createdNanos: 1)
+        let (slot, _) = KeySlot.createDevice(master: master, label: long, labelKey: keys.metadataSealing, random: SystemRandom())
+        #expect(try KeySlot.decode(slot.encoded(), id: slot.id).deviceLabel(labelKey: keys.metadataSealing)?.hostname.utf8.count == 200)
+    }
+}

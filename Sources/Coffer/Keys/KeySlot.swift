@@ -48,6 +48,8 @@ public struct PasswordCost: Sendable, Equatable, CustomStringConvertible {
 public enum Credential: Sendable {
     case password(SecureBytes)
     case recoveryKey(RecoveryKey)
+    /// Opens only the device slot it names (FORMAT.md §5.4).
+    case deviceKey(DeviceKey)
 }
 
 /// A key slot (`keys/<id>`, FORMAT.md §5): the master key wrapped under a password, a
@@ -59,11 +61,15 @@ public struct KeySlot: Sendable {
         case recoveryKey
         /// The wrapping key is a random secret held, sealed, by this vault account (§5.3).
         case vault(VaultAddress)
+        /// The wrapping key comes from a 256-bit key in a file on one machine (§5.4); the label
+        /// (host name, creation time) is sealed under the metadata key.
+        case device(sealedLabel: [UInt8])
     }
 
     public static let version: UInt8 = 1
     static let wrapLabel = Array("coffer-keyslot-v1".utf8)
     static let recoveryLabel = Array("coffer-recovery-v1".utf8)
+    static let deviceLabel = Array("coffer-device-v1".utf8)
 
     public let id: KeySlotID
     public let kind: Kind
@@ -101,6 +107,7 @@ public struct KeySlot: Sendable {
             guard cost.isWithinLimits else { throw .costOutOfRange(cost) }
             kind = .password(cost)
         case .recoveryKey: kind = .recoveryKey
+        case .deviceKey: throw .wrongCredential  // made by `createDevice`, which draws the key
         }
         let key = try wrappingKey(kind: kind, salt: salt, credential: credential)
         return wrap(master, id: id, kind: kind, salt: salt, key: key, random: random)
@@ -120,6 +127,28 @@ public struct KeySlot: Sendable {
         return (wrap(master, id: id, kind: kind, salt: salt, key: secret, random: random), secret)
     }
 
+    /// Wraps `master` under a fresh device key; `label` is sealed under `labelKey` (the
+    /// repository's metadata-sealing key) into the header.
+    public static func createDevice(
+        master: MasterKey, label: DeviceLabel, labelKey: SealingKey, random: any RandomSource
+    ) -> (slot: KeySlot, key: DeviceKey) {
+        let id = KeySlotID(bytes: random.bytes(32))
+        let salt = random.bytes(Argon2id.saltSize)
+        var secretBytes = random.bytes(DeviceKey.secretBytes)
+        let device = DeviceKey(slotID: id, secret: SecureBytes(copying: secretBytes))
+        secureZero(&secretBytes)
+        let kind = Kind.device(sealedLabel: label.sealed(slotID: id, key: labelKey, random: random))
+        // A device credential always fits a device kind.
+        let key = try! wrappingKey(kind: kind, salt: salt, credential: .deviceKey(device))
+        return (wrap(master, id: id, kind: kind, salt: salt, key: key, random: random), device)
+    }
+
+    /// The host name and creation time of a device slot, if its label opens under `labelKey`.
+    public func deviceLabel(labelKey: SealingKey) -> DeviceLabel? {
+        guard case .device(let sealed) = kind else { return nil }
+        return DeviceLabel.open(sealed, slotID: id, key: labelKey)
+    }
+
     /// Seals the master key under `key`, with the header as associated data. Draws the nonce.
     private static func wrap(
         _ master: MasterKey, id: KeySlotID, kind: Kind, salt: [UInt8], key: SecureBytes, random: any RandomSource
@@ -137,6 +166,7 @@ public struct KeySlot: Sendable {
     public func open(with credential: Credential) throws(Failure) -> MasterKey {
         switch (kind, credential) {
         case (.password, .password), (.recoveryKey, .recoveryKey): break
+        case (.device, .deviceKey(let key)) where key.slotID == id: break
         default: throw .wrongCredential
         }
         return try unwrap(with: try Self.wrappingKey(kind: kind, salt: salt, credential: credential))
@@ -193,6 +223,7 @@ public struct KeySlot: Sendable {
                     let address = try? VaultAddress(url: urlText, account: accountText), Array(address.url.utf8) == url
                 else { throw MalformedObject("key slot \(id.short): invalid vault URL or account") }
                 kind = .vault(address)
+            case 4: kind = .device(sealedLabel: try r.raw(Int(try r.u8())))
             case let k: throw MalformedObject("key slot \(id.short): unknown kind \(k)")
             }
             let salt = try r.raw(Argon2id.saltSize)
@@ -225,6 +256,11 @@ public struct KeySlot: Sendable {
             w.raw(address.url.utf8)
             w.u8(UInt8(address.account.utf8.count))
             w.raw(address.account.utf8)
+        case .device(let sealedLabel):
+            // DeviceLabel bounds the host name so that the sealed label fits a u8 length.
+            w.u8(4)
+            w.u8(UInt8(sealedLabel.count))
+            w.raw(sealedLabel)
         }
         w.raw(salt)
         return w.bytes
@@ -243,6 +279,10 @@ public struct KeySlot: Sendable {
             } catch { throw .kdf(error) }
         case (.recoveryKey, .recoveryKey(let rk)):
             var key = Blake2b.hash256(recoveryLabel + salt, key: rk.secret)
+            defer { secureZero(&key) }
+            return SecureBytes(copying: key)
+        case (.device, .deviceKey(let device)):
+            var key = Blake2b.hash256(deviceLabel + salt, key: device.secret)
             defer { secureZero(&key) }
             return SecureBytes(copying: key)
         default:

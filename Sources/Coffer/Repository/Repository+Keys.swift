@@ -15,6 +15,19 @@ extension Repository {
         return slot
     }
 
+    /// Adds a device slot for this machine (FORMAT.md §5.4); the caller keeps the returned key
+    /// in a file that only its user can read.
+    public func addDeviceSlot(master: MasterKey, hostname: String? = nil) async throws -> (slot: KeySlot, key: DeviceKey) {
+        let label = DeviceLabel(hostname: hostname ?? Self.hostname(), createdNanos: Self.nowNanos())
+        let (slot, key) = KeySlot.createDevice(master: master, label: label, labelKey: keys.metadataSealing, random: random)
+        try await storage.write(ObjectName(.keys, slot.id.hex), slot.encoded())
+        return (slot, key)
+    }
+
+    /// A device slot's host name and creation time (nil for other slots, or a label that does
+    /// not open).
+    public func deviceLabel(of slot: KeySlot) -> DeviceLabel? { slot.deviceLabel(labelKey: keys.metadataSealing) }
+
     /// Removes a slot, also one that is refused as malformed; refuses to remove the last slot
     /// that opens.
     public func removeKeySlot(_ id: KeySlotID) async throws {

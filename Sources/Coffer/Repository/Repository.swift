@@ -110,6 +110,11 @@ public final class Repository: Sendable {
             notTried += plan.skipped.map { "key slot \($0.id.short) (beyond the Argon2id work one open may spend)" }
         case .recoveryKey:
             candidates = slots.filter { $0.kind == .recoveryKey }
+        case .deviceKey(let key):
+            candidates = slots.filter { slot in
+                if case .device = slot.kind { return slot.id == key.slotID }
+                return false
+            }
         }
         var configFailure: RepositoryError? = nil
         for slot in candidates {

@@ -1,0 +1,99 @@
+import Coffer
+import CofferCrypto
+import Foundation
+import Glibc
+
+/// The configuration folder: `$COFFER_CONFIG_DIR`, else `$XDG_CONFIG_HOME/coffer`, else
+/// `~/.config/coffer`; nil when none can be named.
+enum ConfigFolder {
+    static func path() -> String? {
+        if let dir = Environment.value("COFFER_CONFIG_DIR") { return dir }
+        if let xdg = Environment.value("XDG_CONFIG_HOME") { return xdg + "/coffer" }
+        if let home = Environment.value("HOME") { return home + "/.config/coffer" }
+        return nil
+    }
+}
+
+/// This machine's device keys (FORMAT.md §5.4): one file per repository,
+/// `device-keys/<repository id>` under the configuration folder, mode 0600 in a 0700 folder.
+/// A command given no password, recovery key or password file opens with the key whose slot
+/// the repository has.
+struct DeviceKeyFolder {
+    let path: String
+
+    static func standard() -> DeviceKeyFolder? { ConfigFolder.path().map { DeviceKeyFolder(path: $0 + "/device-keys") } }
+
+    func file(for repositoryID: String) -> String { path + "/" + repositoryID }
+
+    /// Writes the key for a repository; refuses to replace one (its slot would be orphaned).
+    func save(_ key: DeviceKey, repositoryID: String) throws -> String {
+        let final = file(for: repositoryID)
+        if access(final, F_OK) == 0 {
+            throw CLIError.usage("\(final) already holds this machine's device key for the repository; remove its slot first (`coffer key list`, `coffer key remove ID`)")
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw CLIError.usage("cannot create \(path): \(error.localizedDescription)")
+        }
+        let temporary = path + "/.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw failure("create", temporary) }
+        var done = false
+        defer {
+            close(fd)
+            if !done { unlink(temporary) }
+        }
+        let text = key.fileText()
+        var written = 0
+        while written < text.count {
+            let n = text.withUnsafeBytes { write(fd, $0.baseAddress! + written, text.count - written) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw failure("write", temporary) }
+            written += n
+        }
+        guard fsync(fd) == 0 else { throw failure("fsync", temporary) }
+        // link, not rename: a key saved meanwhile by another process is not replaced.
+        guard link(temporary, final) == 0 else { throw failure("save", final) }
+        unlink(temporary)
+        done = true
+        return final
+    }
+
+    /// Every readable key file, with its path. A file that is not a device key, or that others
+    /// may read, is skipped with a warning.
+    func all() -> [(path: String, key: DeviceKey)] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: path) else { return [] }
+        var out: [(String, DeviceKey)] = []
+        for name in names.sorted() where !name.hasPrefix(".") {
+            let file = path + "/" + name
+            var st = stat()
+            guard lstat(file, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+            if st.st_mode & 0o077 != 0 {
+                Output.warning("\(file) can be read by other users: not used (chmod 600 it, or remove it and add a new device key)")
+                continue
+            }
+            do {
+                out.append((file, try DeviceKey(fileText: try Secrets.read(file))))
+            } catch {
+                Output.warning("\(file): \(error)")
+            }
+        }
+        return out
+    }
+
+    /// The key this machine holds for one of `slots`.
+    func key(forAnyOf slots: Set<KeySlotID>) -> (path: String, key: DeviceKey)? {
+        all().first { slots.contains($0.key.slotID) }
+    }
+
+    /// Removes the local file of a device slot, if this machine has it; returns its path.
+    func remove(slot: KeySlotID) -> String? {
+        guard let found = all().first(where: { $0.key.slotID == slot }) else { return nil }
+        return unlink(found.path) == 0 ? found.path : nil
+    }
+
+    private func failure(_ operation: String, _ at: String) -> CLIError {
+        CLIError.usage("cannot \(operation) \(at): \(String(cString: strerror(errno)))")
+    }
+}
