@@ -22,7 +22,8 @@
 #
 # Settings as in compare.sh: restic with its defaults (repository v2, compression auto); borg
 # with `init -e repokey-blake2` and `create --compression zstd,3`; coffer with its defaults
-# (zstd 3, FastCDC 256 KiB / 1 MiB / 4 MiB, SQLite files cut at their pages). Each tool's cache
+# (zstd 3, FastCDC 256 KiB / 1 MiB / 4 MiB, SQLite files cut at their pages), run after init with
+# a device key and no password, as the README recommends for scheduled backups. Each tool's cache
 # lives in the temporary folder and starts empty. `sync` runs before every timed step; wall time
 # comes from `date +%s.%N`, CPU (user + system) and peak RSS from `/usr/bin/time -v`. Repository
 # sizes are the sum of the repository's file sizes (directories are not counted, so creating a
@@ -229,7 +230,7 @@ verify() {
 
 backup_day() {
     local d="$1"
-    measure coffer backup "$d" "$RC" "$coffer" backup --json --repo "$RC" "$name"
+    measure coffer backup "$d" "$RC" "${scheduled[@]}" backup --json --repo "$RC" "$name"
     python3 - "$work/log.coffer.backup.$d" "$d" >> "$coffer_tsv" <<'EOF'
 import json, sys
 s = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{") and '"summary"' in l][-1]
@@ -250,6 +251,10 @@ mkdir -p "$prev"
 
 log "init"
 measure coffer init -1 "$RC" "$coffer" init -q --repo "$RC"
+# From here on coffer runs as a scheduled job does (README): this machine's device key, no password.
+export COFFER_CONFIG_DIR="$work/coffer-config"
+"$coffer" key add --device -q --repo "$RC"
+scheduled=(env -u COFFER_PASSWORD "$coffer")
 measure restic init -1 "$RR" restic --repo "$RR" init
 measure borg init -1 "$RB" borg init -e repokey-blake2 "$RB"
 
@@ -271,15 +276,15 @@ rm -rf "$prev"
 log "retention: keep the last $keep_last"
 if "$coffer" forget --help 2>/dev/null | grep -q -- '--prune'; then
     # One command and one unlock, as restic's forget --prune.
-    measure coffer forget-prune R "$RC" "$coffer" forget --repo "$RC" --keep-last "$keep_last" --prune
+    measure coffer forget-prune R "$RC" "${scheduled[@]}" forget --repo "$RC" --keep-last "$keep_last" --prune
     coffer_pruned=1
     printf 'coffer_forget\tcoffer forget --keep-last %s --prune\n' "$keep_last" >> "$notes"
 elif "$coffer" forget --help > /dev/null 2>&1; then
-    measure coffer forget R "$RC" "$coffer" forget --repo "$RC" --keep-last "$keep_last"
+    measure coffer forget R "$RC" "${scheduled[@]}" forget --repo "$RC" --keep-last "$keep_last"
     printf 'coffer_forget\tcoffer forget --keep-last %s\n' "$keep_last" >> "$notes"
 else
     # What forget does: delete the snapshot objects of all but the newest K snapshots.
-    "$coffer" snapshots --json --repo "$RC" > "$work/coffer-snapshots.json"
+    "${scheduled[@]}" snapshots --json --repo "$RC" > "$work/coffer-snapshots.json"
     python3 - "$work/coffer-snapshots.json" "$keep_last" > "$work/coffer-forget.txt" <<'EOF'
 import json, sys
 snaps = sorted(json.load(open(sys.argv[1])), key=lambda s: s["time"])
@@ -289,7 +294,7 @@ EOF
     measure coffer forget R "$RC" sh -c 'while read -r id; do rm -f "$1/snapshots/$id"; done < "$2"' sh "$RC" "$work/coffer-forget.txt"
     printf 'coffer_forget\tno coffer forget: deleted %s snapshot files by hand\n' "$(wc -l < "$work/coffer-forget.txt")" >> "$notes"
 fi
-[ -n "${coffer_pruned:-}" ] || measure coffer prune R "$RC" "$coffer" prune --repo "$RC"
+[ -n "${coffer_pruned:-}" ] || measure coffer prune R "$RC" "${scheduled[@]}" prune --repo "$RC"
 measure restic forget-prune R "$RR" restic --repo "$RR" forget --keep-last "$keep_last" --prune
 measure borg prune R "$RB" borg prune --keep-last "$keep_last" "$RB"
 measure borg compact R "$RB" borg compact "$RB"
@@ -297,14 +302,14 @@ measure borg compact R "$RB" borg compact "$RB"
 # ---- check and restore -----------------------------------------------------------------------
 if "$coffer" check --help 2>/dev/null | grep -q -- '--read-data'; then
     log "coffer check --read-data"
-    measure coffer check C "$RC" "$coffer" check --read-data --repo "$RC"
+    measure coffer check C "$RC" "${scheduled[@]}" check --read-data --repo "$RC"
     printf 'coffer_check\tcoffer check --read-data: ok: %s\n' "$(tail -n1 "$work/log.coffer.check.C" | tr '\t' ' ')" >> "$notes"
 else
     log "coffer check --read-data is not available: skipped"
     printf 'coffer_check\tskipped: coffer check --read-data is not available\n' >> "$notes"
 fi
 log "restore"
-measure coffer restore C "$RC" "$coffer" restore -q --repo "$RC" latest --target "$work/restore-coffer"
+measure coffer restore C "$RC" "${scheduled[@]}" restore -q --repo "$RC" latest --target "$work/restore-coffer"
 verify coffer "$work/restore-coffer"
 measure restic restore C "$RR" restic --repo "$RR" restore latest --target "$work/restore-restic"
 verify restic "$work/restore-restic"

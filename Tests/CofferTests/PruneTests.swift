@@ -101,7 +101,7 @@ import Testing
 
             let report = try await repo.prune()
             let after = try await packBytes(repo)
-            #expect(report.blobsRemoved > 0)
+            #expect(report.blobsRemoved > 0, "\(report)")
             #expect(before - after >= 850_000, "gone.bin's ~900 kB are freed (before \(before), after \(after))")
             #expect(after >= 600_000, "keep.bin (incompressible) remains; new.txt compresses to little")
 
@@ -114,7 +114,7 @@ import Testing
 
             // A second prune finds nothing to do.
             let again = try await repo.prune()
-            #expect(again.packsDeleted == 0 && again.packsRepacked == 0 && again.blobsRemoved == 0)
+            #expect(again.packsDeleted == 0 && again.packsRepacked == 0 && again.blobsRemoved == 0, "\(again)")
             // And the next backup still deduplicates against what prune kept.
             let next = try await repo.backup(BackupRequest(paths: [dir + "/src"]))
             #expect(next.snapshot.summary.blobsAdded == 0)

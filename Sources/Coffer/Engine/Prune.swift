@@ -232,7 +232,12 @@ extension Repository {
         }
         let smallUsed = small.reduce(UInt64(0)) { $0 + plans[$1].usedBytes }
         let mergedCount = Int((smallUsed + UInt64(packTarget) - 1) / UInt64(packTarget)) + 1
-        if small.count > mergedCount { for i in small { plans[i].action = .repack } }
+        // When packs are rewritten anyway, small packs join them: the rewrite's last packs
+        // are partly filled too, and leaving the small ones beside them would leave the next
+        // prune more small packs than one merge needs (a prune must not find work in its
+        // own result).
+        let rewriting = plans.contains { $0.action == .repack }
+        if small.count > mergedCount || (rewriting && !small.isEmpty) { for i in small { plans[i].action = .repack } }
         return plans
     }
 

@@ -89,7 +89,7 @@ struct FileOutcome: Sendable {
 /// descriptors only (RestoreDirectory): the walk holds the chain of folders from the target
 /// down to the one it is in, and each file being written holds its own folder.
 struct Restorer {
-    static let filesInFlight = 4
+    static let filesInFlight = 8
 
     let repository: Repository
     let index: MasterIndex
@@ -299,7 +299,7 @@ struct RestoredFile: Sendable {
 
     /// Sealed bytes fetched per window of a file; with `Restorer.filesInFlight` files at once
     /// this bounds restore's memory for data.
-    static let windowBytes = 16 << 20
+    static let windowBytes = 8 << 20
 
     /// Writes the file from its verified chunks; on any failure the file is removed, never left
     /// holding wrong or partial bytes.

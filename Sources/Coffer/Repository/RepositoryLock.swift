@@ -50,6 +50,8 @@ public final class RepositoryLock: @unchecked Sendable {
     private let mutex = Lock()
     private var state: State
     private var refresher: Task<Void, Never>? = nil
+    /// The latest renewal, which the next one waits for (under `mutex`).
+    private var lastRenewal: Task<Void, Never>? = nil
 
     /// `writtenBoot`: the boot time read just before the wall time recorded in `current`.
     init(repository: Repository, exclusive: Bool, current: Raw256, writtenBoot: UInt64, clock: LockClock) {
@@ -82,8 +84,22 @@ public final class RepositoryLock: @unchecked Sendable {
     /// Writes a new lock object and deletes the previous one, unless the lock is lost, the new
     /// object lands when the previous one may already have looked stale, or the previous one
     /// was removed meanwhile (`unlock`); then the lock is lost, and the new object is deleted
-    /// again.
+    /// again. Renewals run one after another: two at once would each take the other's deleted
+    /// object for a removal by someone else.
     func refresh() async {
+        let mine: Task<Void, Never> = mutex.withLock {
+            let before = lastRenewal
+            let task = Task { [weak self] in
+                await before?.value
+                await self?.renew()
+            }
+            lastRenewal = task
+            return task
+        }
+        await mine.value
+    }
+
+    private func renew() async {
         do { try checkTime() } catch { return }
         let previous = mutex.withLock { state.current }
         let writtenBoot = clock.bootNanos()

@@ -58,6 +58,12 @@ public struct LocalStorage: Storage {
 
     public func read(_ name: ObjectName, range: Range<Int>?) async throws -> [UInt8] {
         let p = path(name)
+        // A pack not in the page cache (they are written with O_DIRECT) is a disk read: off
+        // the cooperative pool, so the other core keeps decrypting meanwhile.
+        return try await BlockingIO.run { try Self.readObject(name, path: p, range: range) }
+    }
+
+    private static func readObject(_ name: ObjectName, path p: String, range: Range<Int>?) throws -> [UInt8] {
         let fd = open(p, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             if errno == ENOENT { throw StorageError.notFound(name) }
