@@ -196,11 +196,16 @@ final class PackAssembler: @unchecked Sendable {
         try await writeIndex(due)
     }
 
-    /// Index objects are written only after the packs they name are stored.
+    /// Index objects are written only after the packs they name are stored. A cancelled run
+    /// writes none; one begun is not cancelled halfway, so that it has landed (or failed) by
+    /// the time the run lets go of its lock.
     private func writeIndex(_ packs: [IndexFile.Pack]) async throws {
         guard !packs.isEmpty, !dryRun else { return }
-        try await beforeIndex?()
-        let (name, size) = try await repository.saveIndexObject(IndexFile(packs: packs))
+        try Task.checkCancellation()
+        let (name, size) = try await withoutCancellation { [self] in
+            try await beforeIndex?()
+            return try await repository.saveIndexObject(IndexFile(packs: packs))
+        }
         lock.withLock {
             _bytesStored += UInt64(size)
             _indexObjectsWritten.append(name)
