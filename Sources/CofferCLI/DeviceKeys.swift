@@ -12,6 +12,51 @@ enum ConfigFolder {
         if let home = Environment.value("HOME") { return home + "/.config/coffer" }
         return nil
     }
+
+    /// Writes a file only its user may read (0600, its folder made 0700): a temporary file in
+    /// the same folder, fsynced, then put in place — renamed over an old one when `replacing`,
+    /// else linked, which refuses an existing file — and the folder fsynced. A crash leaves
+    /// the old file or the new one, never part of one.
+    static func writePrivateFile(_ path: String, _ bytes: UnsafeRawBufferPointer, replacing: Bool) throws {
+        let folder = (path as NSString).deletingLastPathComponent
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw CLIError.usage("cannot create \(folder): \(error.localizedDescription)")
+        }
+        let temporary = folder + "/.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw failure("create", temporary) }
+        var placed = false
+        defer {
+            close(fd)
+            if !placed { unlink(temporary) }
+        }
+        var written = 0
+        while written < bytes.count {
+            let n = write(fd, bytes.baseAddress! + written, bytes.count - written)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw failure("write", temporary) }
+            written += n
+        }
+        guard fsync(fd) == 0 else { throw failure("fsync", temporary) }
+        if replacing {
+            guard rename(temporary, path) == 0 else { throw failure("rename", path) }
+        } else {
+            guard link(temporary, path) == 0 else { throw failure("save", path) }
+            unlink(temporary)
+        }
+        placed = true
+        let dir = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dir >= 0 {
+            _ = fsync(dir)
+            close(dir)
+        }
+    }
+
+    private static func failure(_ operation: String, _ at: String) -> CLIError {
+        CLIError.usage("cannot \(operation) \(at): \(String(cString: strerror(errno)))")
+    }
 }
 
 /// This machine's device keys (FORMAT.md §5.4): one file per repository,
@@ -31,32 +76,7 @@ struct DeviceKeyFolder {
         if access(final, F_OK) == 0 {
             throw CLIError.usage("\(final) already holds this machine's device key for the repository; remove its slot first (`coffer key list`, `coffer key remove ID`)")
         }
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        } catch {
-            throw CLIError.usage("cannot create \(path): \(error.localizedDescription)")
-        }
-        let temporary = path + "/.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw failure("create", temporary) }
-        var done = false
-        defer {
-            close(fd)
-            if !done { unlink(temporary) }
-        }
-        let text = key.fileText()
-        var written = 0
-        while written < text.count {
-            let n = text.withUnsafeBytes { write(fd, $0.baseAddress! + written, text.count - written) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw failure("write", temporary) }
-            written += n
-        }
-        guard fsync(fd) == 0 else { throw failure("fsync", temporary) }
-        // link, not rename: a key saved meanwhile by another process is not replaced.
-        guard link(temporary, final) == 0 else { throw failure("save", final) }
-        unlink(temporary)
-        done = true
+        try key.fileText().withUnsafeBytes { try ConfigFolder.writePrivateFile(final, $0, replacing: false) }
         return final
     }
 
@@ -91,9 +111,5 @@ struct DeviceKeyFolder {
     func remove(slot: KeySlotID) -> String? {
         guard let found = all().first(where: { $0.key.slotID == slot }) else { return nil }
         return unlink(found.path) == 0 ? found.path : nil
-    }
-
-    private func failure(_ operation: String, _ at: String) -> CLIError {
-        CLIError.usage("cannot \(operation) \(at): \(String(cString: strerror(errno)))")
     }
 }

@@ -31,31 +31,8 @@ struct TrustedVaultFile: Sendable {
         if lines.contains(where: { (try? VaultAddress.canonicalURL($0)) == canonicalURL }) { return }
         if lines.isEmpty { lines.append("# Key vaults coffer may send a password to (see coffer --help); one URL a line.") }
         lines.append(canonicalURL)
-        try makeFolder()
-        let temporary = folder + "/.\(Self.fileName).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw failure("create", temporary) }
-        var written = false
-        defer {
-            close(fd)
-            if !written { unlink(temporary) }
-        }
         let bytes = Array((lines.joined(separator: "\n") + "\n").utf8)
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw failure("write", temporary) }
-            done += n
-        }
-        guard fsync(fd) == 0 else { throw failure("fsync", temporary) }
-        guard rename(temporary, path) == 0 else { throw failure("rename", path) }
-        written = true
-        let dir = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dir >= 0 {
-            _ = fsync(dir)
-            close(dir)
-        }
+        try bytes.withUnsafeBytes { try ConfigFolder.writePrivateFile(path, $0, replacing: true) }
     }
 
     private func readLines() throws -> [String] {
@@ -65,14 +42,6 @@ struct TrustedVaultFile: Sendable {
         }
         return String(decoding: data, as: UTF8.self).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty && !$0.hasPrefix("#") }
-    }
-
-    private func makeFolder() throws {
-        do {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        } catch {
-            throw CLIError.usage("cannot create \(folder): \(error.localizedDescription)")
-        }
     }
 
     private func failure(_ operation: String, _ at: String) -> CLIError {
