@@ -83,6 +83,13 @@ struct DeviceKeyFolder {
     /// Every readable key file, with its path. A file that is not a device key, or that others
     /// may read, is skipped with a warning.
     func all() -> [(path: String, key: DeviceKey)] {
+        // A folder someone else may write to could have its files swapped: not used at all.
+        var folder = stat()
+        guard lstat(path, &folder) == 0 else { return [] }
+        guard (folder.st_mode & S_IFMT) == S_IFDIR, folder.st_uid == geteuid(), folder.st_mode & 0o022 == 0 else {
+            Output.warning("\(path) is not a folder of yours that only you can write to: its device keys are not used")
+            return []
+        }
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: path) else { return [] }
         var out: [(String, DeviceKey)] = []
         for name in names.sorted() where !name.hasPrefix(".") {
@@ -94,7 +101,7 @@ struct DeviceKeyFolder {
                 continue
             }
             do {
-                out.append((file, try DeviceKey(fileText: try Secrets.read(file))))
+                out.append((file, try DeviceKey(fileText: try SecretFile.readPrivate(file))))
             } catch {
                 Output.warning("\(file): \(error)")
             }
@@ -102,9 +109,9 @@ struct DeviceKeyFolder {
         return out
     }
 
-    /// The key this machine holds for one of `slots`.
-    func key(forAnyOf slots: Set<KeySlotID>) -> (path: String, key: DeviceKey)? {
-        all().first { slots.contains($0.key.slotID) }
+    /// The keys this machine holds for any of `slots` (normally one), with their files.
+    func keys(forAnyOf slots: Set<KeySlotID>) -> [(path: String, key: DeviceKey)] {
+        all().filter { slots.contains($0.key.slotID) }
     }
 
     /// Removes the local file of a device slot, if this machine has it; returns its path.

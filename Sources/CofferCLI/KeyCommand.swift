@@ -108,12 +108,10 @@ struct KeyAdd: AsyncParsableCommand {
                 if access(folder.file(for: repositoryID), F_OK) == 0 {
                     throw CLIError.usage("\(folder.file(for: repositoryID)) already holds this machine's device key for the repository; remove its slot first (`coffer key list`, `coffer key remove ID`)")
                 }
-                let (slot, key) = try await repo.addDeviceSlot(master: master)
-                let path: String
-                do { path = try folder.save(key, repositoryID: repositoryID) } catch {
-                    // A slot whose key is nowhere must not stay behind.
-                    try? await repo.removeKeySlot(slot.id)
-                    throw error
+                // The key file first: a slot written without it could never be opened.
+                var path = ""
+                let slot = try await repo.addDeviceSlot(master: master) { key in
+                    path = try folder.save(key, repositoryID: repositoryID)
                 }
                 if options.json {
                     Output.json(["id": slot.id.hex, "file": path])
@@ -175,8 +173,11 @@ struct KeyRemove: AsyncParsableCommand {
             let slot = try await repo.resolveKeySlot(id)
             let removed = try await repo.keySlots().first { $0.id == slot }
             try await repo.removeKeySlot(slot)
+            // This machine's key for a removed device slot goes too, --json or not.
+            var removedFile: String? = nil
+            if case .device? = removed?.kind { removedFile = DeviceKeyFolder.standard()?.remove(slot: slot) }
             if options.json {
-                Output.json(["removed": slot.hex])
+                Output.json(["removed": slot.hex, "removedDeviceKeyFile": removedFile ?? ""])
                 return
             }
             if !options.quiet { print("removed key slot \(slot.short)") }
@@ -186,8 +187,9 @@ struct KeyRemove: AsyncParsableCommand {
             if let address = removed?.vaultAddress {
                 Output.warning("\(address) is still registered on the vault, but no longer opens this repository")
             }
-            if case .device? = removed?.kind, let file = DeviceKeyFolder.standard()?.remove(slot: slot) {
-                print("removed this machine's device key \(file)")
+            if let removedFile { print("removed this machine's device key \(removedFile)") }
+            if case .device? = removed?.kind {
+                Output.warning("the repository's master key is unchanged: whoever kept a copy of that device key and of the slot can still open it")
             }
         }
     }

@@ -107,17 +107,36 @@ struct RepositoryOptions: ParsableArguments {
         // question about an unknown vault comes before the password, too.
         // Given nothing, a machine with a device key for this repository opens with it: the
         // way scheduled backups run (FORMAT.md §5.4).
-        var device: Credential? = nil
+        var opened: (Repository, Credential)? = nil
         if willPrompt, let folder = DeviceKeyFolder.standard() {
             let slots = Set(try await storage.list(.keys).compactMap { KeySlotID(hex: $0.name.name) })
-            if let found = folder.key(forAnyOf: slots) { device = .deviceKey(found.key) }
+            // Each key whose slot the storage lists (a planted slot name must not hide the
+            // right key), and only in the repository its file is named for.
+            var firstError: (any Error)? = nil
+            for found in folder.keys(forAnyOf: slots) where opened == nil {
+                do {
+                    let repo = try await Repository.open(storage: storage, credential: .deviceKey(found.key))
+                    guard (found.path as NSString).lastPathComponent == repo.config.repositoryID.hex else {
+                        throw CLIError.usage("\(found.path) is not named for this repository (\(repo.config.repositoryID.hex)): not used; remove it")
+                    }
+                    opened = (repo, .deviceKey(found.key))
+                } catch {
+                    if firstError == nil { firstError = error }
+                }
+            }
+            if opened == nil, let firstError { throw firstError }
         }
-        if device == nil && willPrompt {
+        if opened == nil && willPrompt {
             try await Repository.checkVaultAccountChoice(storage: storage, named: account, trust: trust)
         }
-        let credential = try device ?? self.credential()
-        let repo = try await Repository.open(
-            storage: storage, credential: credential, vault: vaultClient, vaultAccount: account, vaultTrust: trust)
+        let credential = try opened?.1 ?? self.credential()
+        let repo: Repository
+        if let opened {
+            repo = opened.0
+        } else {
+            repo = try await Repository.open(
+                storage: storage, credential: credential, vault: vaultClient, vaultAccount: account, vaultTrust: trust)
+        }
         // A local repository is as fast to read as a cache would be, so it gets one only when
         // asked; a remote one gets one by default.
         if !noCache, let base = cacheDir ?? Environment.value("COFFER_CACHE_DIR")

@@ -56,10 +56,22 @@ struct DeviceKeyTests {
         #expect(!loose.succeeded && loose.err.contains("can be read by other users"), "\(loose.diagnostics)")
         #expect(chmod(file, 0o600) == 0)
 
-        // Removing the slot (with the password) removes this machine's file, and the device
-        // no longer opens the repository.
-        let removed = try box.ok(["key", "remove", "--repo", box.repo, slotID])
-        #expect(removed.out.contains("removed this machine's device key"), "\(removed.diagnostics)")
+        // A symlink in the key's place, even to a file of the right mode, is not followed.
+        let moved = box.path("moved-key")
+        #expect(rename(file, moved) == 0 && symlink(moved, file) == 0)
+        let linked = try box.coffer(["snapshots", "--repo", box.repo], env: Self.noPassword(box))
+        #expect(!linked.succeeded, "a symlinked key file was used: \(linked.diagnostics)")
+        #expect(unlink(file) == 0 && rename(moved, file) == 0)
+        // Nor is a key folder that others may write to.
+        #expect(chmod(box.configDir + "/device-keys", 0o777) == 0)
+        let shared = try box.coffer(["snapshots", "--repo", box.repo], env: Self.noPassword(box))
+        #expect(!shared.succeeded && shared.err.contains("only you can write"), "\(shared.diagnostics)")
+        #expect(chmod(box.configDir + "/device-keys", 0o700) == 0)
+
+        // Removing the slot (with the password, and --json) removes this machine's file, and
+        // the device no longer opens the repository.
+        let removed = try box.ok(["key", "remove", "--repo", box.repo, "--json", slotID])
+        #expect(removed.out.contains("removedDeviceKeyFile") && removed.out.contains(file), "\(removed.diagnostics)")
         #expect(Self.deviceFiles(box).isEmpty)
         let after = try box.coffer(["snapshots", "--repo", box.repo], env: Self.noPassword(box))
         #expect(!after.succeeded, "\(after.diagnostics)")

@@ -216,5 +216,9 @@ import Testing
         let long = DeviceLabel(hostname: String(repeating: "h", count: 500), createdNanos: 1)
         let (slot, _) = KeySlot.createDevice(master: master, label: long, labelKey: keys.metadataSealing, random: SystemRandom())
         #expect(try KeySlot.decode(slot.encoded(), id: slot.id).deviceLabel(labelKey: keys.metadataSealing)?.hostname.utf8.count == 200)
+        // Cut inside a two-byte character: the character goes, nothing is added in its place.
+        let accented = DeviceLabel(hostname: String(repeating: "h", count: 199) + "é" + "x", createdNanos: 1)
+        #expect(accented.hostname == String(repeating: "h", count: 199))
+        _ = KeySlot.createDevice(master: master, label: accented, labelKey: keys.metadataSealing, random: SystemRandom())
     }
 }

@@ -83,7 +83,13 @@ struct FileDataWriter: ~Copyable {
                     if Self.isZero(UnsafeRawBufferPointer(start: segment + end, count: next)) { break }
                     end += next
                 }
-                try FileIO.writeAll(fd, UnsafeRawBufferPointer(start: segment + block, count: end - block), at: offset + block)
+                let run = UnsafeRawBufferPointer(start: segment + block, count: end - block)
+                do { try FileIO.writeAll(fd, run, at: offset + block) } catch let e as FileError where e.errno == EINVAL {
+                    // The file system took O_DIRECT at fcntl but refuses these writes: the
+                    // same descriptor through the page cache (any alignment is fine there).
+                    _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~FileIO.directFlag)
+                    try FileIO.writeAll(fd, run, at: offset + block)
+                }
                 block = end
             }
         }

@@ -65,7 +65,13 @@ public struct DeviceLabel: Sendable, Equatable {
     static let hostnameLimit = 200
 
     public init(hostname: String, createdNanos: Int64) {
-        self.hostname = String(decoding: Array(hostname.utf8).prefix(Self.hostnameLimit), as: UTF8.self)
+        // Cut at a character boundary, so that decoding adds no replacement character.
+        var bytes = Array(hostname.utf8.prefix(Self.hostnameLimit))
+        if bytes.count == Self.hostnameLimit {
+            while let last = bytes.last, last & 0xC0 == 0x80 { bytes.removeLast() }
+            if let last = bytes.last, last >= 0xC0 { bytes.removeLast() }
+        }
+        self.hostname = String(decoding: bytes, as: UTF8.self)
         self.createdNanos = createdNanos
     }
 

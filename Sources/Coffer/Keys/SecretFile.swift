@@ -25,6 +25,26 @@ public enum SecretFile {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw Failure(path: path, operation: "open", errno: errno) }
         defer { close(fd) }
+        return try read(descriptor: fd, path: path, initialCapacity: initialCapacity)
+    }
+
+    /// A key file that must be the user's own: opened without following a symlink and without
+    /// blocking (a FIFO put in its place must not hang a scheduled job), then checked on the
+    /// open descriptor — a regular file, owned by this user, that no one else may read or
+    /// write — so nothing can be swapped between the check and the read.
+    public static func readPrivate(_ path: String) throws(Failure) -> SecureBytes {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+        guard fd >= 0 else { throw Failure(path: path, operation: "open", errno: errno) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw Failure(path: path, operation: "stat", errno: errno) }
+        guard (st.st_mode & S_IFMT) == S_IFREG, st.st_uid == geteuid(), st.st_mode & 0o077 == 0 else {
+            throw Failure(path: path, operation: "use (not a regular file of yours that only you can read)", errno: EPERM)
+        }
+        return try read(descriptor: fd, path: path, initialCapacity: 4096)
+    }
+
+    static func read(descriptor fd: Int32, path: String, initialCapacity: Int) throws(Failure) -> SecureBytes {
         var buffer = [UInt8](repeating: 0, count: max(initialCapacity, 1))
         defer { secureZero(&buffer) }
         var filled = 0

@@ -15,13 +15,17 @@ extension Repository {
         return slot
     }
 
-    /// Adds a device slot for this machine (FORMAT.md §5.4); the caller keeps the returned key
-    /// in a file that only its user can read.
-    public func addDeviceSlot(master: MasterKey, hostname: String? = nil) async throws -> (slot: KeySlot, key: DeviceKey) {
+    /// Adds a device slot for this machine (FORMAT.md §5.4). `keep` must store the key (in a
+    /// file only its user can read) before the slot is written: it runs first, and the slot is
+    /// not written if it throws. A slot whose write fails leaves the key unused, not lost.
+    public func addDeviceSlot(
+        master: MasterKey, hostname: String? = nil, keep: (DeviceKey) throws -> Void
+    ) async throws -> KeySlot {
         let label = DeviceLabel(hostname: hostname ?? Self.hostname(), createdNanos: Self.nowNanos())
         let (slot, key) = KeySlot.createDevice(master: master, label: label, labelKey: keys.metadataSealing, random: random)
+        try keep(key)
         try await storage.write(ObjectName(.keys, slot.id.hex), slot.encoded())
-        return (slot, key)
+        return slot
     }
 
     /// A device slot's host name and creation time (nil for other slots, or a label that does

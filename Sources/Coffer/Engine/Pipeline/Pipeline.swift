@@ -17,9 +17,10 @@ import Glibc
 /// A folder's tree is stored once every file in it has all its chunk ids (the walker drains
 /// finished tasks until then), so files of one folder are chunked, sealed and uploaded at once.
 ///
-/// Memory: `batchesInFlight` × one read buffer (`ChunkReader.bufferSize`, 8 MiB with the standard chunker), plus the open
-/// packs and `packsInFlight` packs being uploaded (each ≤ the pack target + one blob), plus the
-/// master index.
+/// Memory: `batchesInFlight` × one read buffer (`ChunkReader.bufferSize`, 8 MiB with the
+/// standard chunker), plus the open packs, plus the packs being uploaded (`packsInFlight`) and
+/// those whose sealing task waits for an upload slot (at most one per task in flight), each at
+/// most the pack target plus one blob, plus the master index.
 enum PipelineLimits {
     /// Chunk batches being hashed and sealed, or waiting for a core: two per core keeps both
     /// busy while the walker reads ahead.
