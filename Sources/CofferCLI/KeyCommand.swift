@@ -105,10 +105,8 @@ struct KeyAdd: AsyncParsableCommand {
                     throw CLIError.usage("no configuration folder for the device key (set COFFER_CONFIG_DIR or HOME)")
                 }
                 let repositoryID = repo.config.repositoryID.hex
-                if access(folder.file(for: repositoryID), F_OK) == 0 {
-                    throw CLIError.usage("\(folder.file(for: repositoryID)) already holds this machine's device key for the repository; remove its slot first (`coffer key list`, `coffer key remove ID`)")
-                }
-                // The key file first: a slot written without it could never be opened.
+                // The key file first (`save` refuses to replace one): a slot written without it
+                // could never be opened.
                 var path = ""
                 let slot = try await repo.addDeviceSlot(master: master) { key in
                     path = try folder.save(key, repositoryID: repositoryID)
