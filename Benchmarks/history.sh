@@ -75,6 +75,14 @@ work="$(mktemp -d "$tmpbase/coffer-history.XXXXXX")"
 cleanup() { if [ "$keep" = 1 ]; then log "kept $work"; else rm -rf "$work"; fi; }
 trap cleanup EXIT
 
+# Nothing is deleted while steps are being timed: on ext4, creating files soon after many were
+# deleted (for up to six minutes, while the freed inodes look "recently deleted") costs several
+# times the CPU, and a restore timed after another tool's `rm -rf` of its restored copy paid it
+# (measured: a coffer restore took 11.4 s just after an rm -rf of 7150 files, 4.0 s without).
+# What a step leaves behind is moved into trash/ and deleted when the script ends.
+mkdir -p "$work/trash"
+discard() { local p; for p in "$@"; do [ -e "$p" ] && mv "$p" "$(mktemp -d "$work/trash/XXXXXX")/"; done; return 0; }
+
 name=chat
 data="$work/$name" prev="$work/prev-day" parent="$work"
 log "generating sample data (scale $scale) in $data"
@@ -225,7 +233,7 @@ verify() {
     diff -r "$data" "$got" > "$work/diff.$tool" || { log "history.sh: $tool restore differs:"; head "$work/diff.$tool" >&2; exit 1; }
     log "  $tool restore verified (diff -r)"
     printf 'restore_verified\t%s\tdiff -r identical\n' "$tool" >> "$notes"
-    rm -rf "$dir"
+    discard "$dir"
 }
 
 backup_day() {
@@ -270,7 +278,7 @@ for d in $(seq 0 "$days"); do
 done
 data_bytes="$(find "$data" -type f -printf '%s\n' | awk '{s += $1} END {printf "%.0f\n", s}')"
 data_files="$(find "$data" -type f | wc -l)"
-rm -rf "$prev"
+discard "$prev"
 
 # ---- retention: keep the last K snapshots ----------------------------------------------------
 log "retention: keep the last $keep_last"

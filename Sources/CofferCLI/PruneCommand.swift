@@ -60,6 +60,9 @@ enum PruneRunner {
         Swift.print("blobs: \(r.blobsUsed) in use, \(r.blobsRemoved) unused to remove")
         Swift.print("unused data: \(Output.bytes(r.unusedBytesBefore)) before, \(Output.bytes(r.unusedBytesAfter)) after")
         Swift.print("\(r.dryRun ? "would free about" : "freed") \(Output.bytes(r.bytesFreed)) (\(Output.bytes(r.bytesBefore)) → \(Output.bytes(r.bytesAfter)))")
+        if r.temporaryFilesRemoved > 0 {
+            Swift.print("temporary files left by interrupted runs: \(verb) remove \(r.temporaryFilesRemoved) (\(Output.bytes(r.temporaryBytesRemoved)))")
+        }
     }
 }
 

@@ -158,7 +158,7 @@ import Testing
             defer { close(fd) }
             var reader = ChunkReader(fd: fd, chunker: chunker, sizeHint: hintIsRight ? size : 0)
             var held: [ArraySlice<UInt8>] = []
-            while let chunk = try reader.next() { held.append(chunk) }
+            while let chunk = try reader.next() { held.append(chunk.bytes) }
             let lengths = held.map(\.count)
             let joined = held.reduce(into: [UInt8]()) { $0 += $1 }
             #expect(lengths == chunker.chunkLengths(data))

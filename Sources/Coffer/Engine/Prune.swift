@@ -27,10 +27,15 @@ public struct PruneReport: Sendable, Codable {
     public var bytesFreed: UInt64 { bytesBefore > bytesAfter ? bytesBefore - bytesAfter : 0 }
     public var unusedBytesBefore: UInt64 = 0
     public var unusedBytesAfter: UInt64 = 0
+    /// Temporary files that interrupted runs left in a local repository's pack folders (an open
+    /// pack of a killed backup), removed (or, in a dry run, found).
+    public var temporaryFilesRemoved = 0
+    public var temporaryBytesRemoved: UInt64 = 0
 
     enum CodingKeys: String, CodingKey {
         case dryRun, packsBefore, packsDeleted, packsRepacked, packsWritten, packsUnreferenced, indexObjectsReplaced
         case blobsUsed, blobsRemoved, bytesBefore, bytesAfter, unusedBytesBefore, unusedBytesAfter
+        case temporaryFilesRemoved, temporaryBytesRemoved
     }
 }
 
@@ -107,6 +112,13 @@ extension Repository {
         index.removePacks(unusable.map(\.id))
         report.packsBefore = stored.count
         report.bytesBefore = stored.reduce(0) { $0 + UInt64($1.size) }
+        // The exclusive lock is held, so no live run writes them; the age spares a run whose lock
+        // lapsed while it was suspended (it fails at its commit rather than losing a file).
+        if let local = storage as? LocalStorage {
+            let removed = try local.removeTemporaryFiles(olderThan: Self.temporaryFileAge, dryRun: options.dryRun)
+            report.temporaryFilesRemoved = removed.files
+            report.temporaryBytesRemoved = UInt64(removed.bytes)
+        }
         let unusableIDs = Set(unusable.map(\.id))
         let unreferenced = stored.compactMap { PackID(hex: $0.name.name) }.filter { packs[$0] == nil && !unusableIDs.contains($0) }
         report.packsUnreferenced = unreferenced.count
@@ -199,6 +211,9 @@ extension Repository {
     }
 
     /// Decides per pack; claims each used blob once, from the first pack (in id order) that has it.
+    /// Temporary files younger than this (seconds) are left alone.
+    static let temporaryFileAge = 3600
+
     static func planPacks(_ packs: [IndexFile.Pack], unclaimed: inout Set<BlobHandle>, options: PruneOptions, packTarget: Int) -> [PackPlan] {
         var plans: [PackPlan] = []
         for pack in packs {

@@ -7,7 +7,7 @@ import Glibc
 /// file stays sparse (to `holeGranularity` in direct mode, to the chunk otherwise). Where the
 /// file system refuses O_DIRECT (tmpfs), writes go through the page cache.
 struct FileDataWriter: ~Copyable {
-    static let directThreshold = 256 << 10
+    static let directThreshold = 64 << 10
     /// Direct mode leaves holes where a whole aligned block of this size is zero.
     static let holeGranularity = 64 << 10
 

@@ -1,5 +1,6 @@
 import CofferCrypto
 import Glibc
+import Synchronization
 
 /// Whole-buffer reads and writes with EINTR and short transfers handled, and direct I/O.
 enum FileIO {
@@ -58,26 +59,35 @@ enum FileIO {
     }
 }
 
-/// A few aligned segment buffers, reused: allocating and faulting in 4 MiB for every pack
-/// would cost more than the copy into it.
-final class AlignedBuffers: @unchecked Sendable {
-    static let shared = AlignedBuffers()
-    // Only touched under `lock`.
-    private let lock = Lock()
-    private var idle: [UnsafeMutableRawPointer] = []
-    private static let keep = 4
+/// A few aligned segment buffers of one size, reused: allocating and faulting in a segment
+/// for every pack would cost more than the copy into it.
+final class AlignedBuffers: Sendable {
+    /// `FileIO.directSegment` buffers, for whole objects and restored files.
+    static let shared = AlignedBuffers(size: FileIO.directSegment, keep: 4)
+
+    let size: Int
+    private let keep: Int
+    private let idle = Mutex<[UnsafeRawPointerBox]>([])
+
+    init(size: Int, keep: Int) {
+        self.size = size
+        self.keep = keep
+    }
 
     func take() -> UnsafeMutableRawPointer {
-        if let b = lock.withLock({ idle.popLast() }) { return b }
-        return UnsafeMutableRawPointer.allocate(byteCount: FileIO.directSegment, alignment: FileIO.directAlignment)
+        if let b = idle.withLock({ $0.popLast() }) { return b.pointer }
+        return UnsafeMutableRawPointer.allocate(byteCount: size, alignment: FileIO.directAlignment)
     }
 
     func give(_ buffer: UnsafeMutableRawPointer) {
-        let kept: Bool = lock.withLock {
-            guard idle.count < Self.keep else { return false }
-            idle.append(buffer)
+        let kept: Bool = idle.withLock {
+            guard $0.count < keep else { return false }
+            $0.append(UnsafeRawPointerBox(pointer: buffer))
             return true
         }
         if !kept { buffer.deallocate() }
     }
+
+    /// An idle buffer: nobody else holds it, so it may cross threads.
+    private struct UnsafeRawPointerBox: @unchecked Sendable { let pointer: UnsafeMutableRawPointer }
 }

@@ -51,6 +51,14 @@ public enum PackFormat {
         body: inout [UInt8], blobs: [PackedBlob], packID: PackID, key: SealingKey, targetSize: Int,
         random: any RandomSource
     ) {
+        body += sealedTail(bodyLength: body.count, blobs: blobs, packID: packID, key: key, targetSize: targetSize, random: random)
+    }
+
+    /// The sealed header and trailer that follow `bodyLength` bytes of envelopes: for a pack
+    /// whose body was written elsewhere (a local pack staged in a file).
+    static func sealedTail(
+        bodyLength: Int, blobs: [PackedBlob], packID: PackID, key: SealingKey, targetSize: Int, random: any RandomSource
+    ) -> [UInt8] {
         var header = ByteWriter(capacity: 16 + blobs.count * headerEntrySize)
         header.u8(version)
         header.varint(blobs.count)
@@ -60,18 +68,21 @@ public enum PackFormat {
             header.u32(b.length)
             header.u32(b.rawLength)
         }
-        let unpadded = body.count + header.bytes.count + XChaCha20Poly1305.overhead + trailerSize
+        let unpadded = bodyLength + header.bytes.count + XChaCha20Poly1305.overhead + trailerSize
         header.raw(repeatElement(0, count: paddedLength(unpadded: unpadded, targetSize: targetSize) - unpadded))
         let headerLength = header.bytes.count + XChaCha20Poly1305.overhead
+        var tail: [UInt8] = []
+        tail.reserveCapacity(headerLength + trailerSize)
         XChaCha20Poly1305.seal(
             header.bytes, authenticating: headerLabel + packID.bytes, key: key.secret,
-            nonce: random.bytes(XChaCha20Poly1305.nonceSize), appendingTo: &body)
+            nonce: random.bytes(XChaCha20Poly1305.nonceSize), appendingTo: &tail)
         var trailer = ByteWriter(capacity: trailerPlainSize)
         trailer.u8(version)
         trailer.u32(UInt32(headerLength))
         XChaCha20Poly1305.seal(
             trailer.bytes, authenticating: trailerLabel + packID.bytes, key: key.secret,
-            nonce: random.bytes(XChaCha20Poly1305.nonceSize), appendingTo: &body)
+            nonce: random.bytes(XChaCha20Poly1305.nonceSize), appendingTo: &tail)
+        return tail
     }
 
     /// Opens the trailer (the last `trailerSize` bytes): returns the sealed header's length.

@@ -7,8 +7,15 @@ import CofferCrypto
 final class PackAssembler: @unchecked Sendable {
     // Mutable state is guarded by `lock`; sealing and storage writes happen outside it.
     private struct OpenPack: Sendable {
+        /// Chosen when the first blob arrives: a staged pack's file is already headed for its name.
+        var id: PackID? = nil
+        /// The envelopes: in memory (remote storage, tree packs, dry runs) ...
         var body: [UInt8] = []
+        /// ... or, for the data packs of a local repository, in a file in the pack's folder,
+        /// so that open packs cost a segment of memory each, not up to the pack target.
+        var staged: StagedObject? = nil
         var blobs: [PackedBlob] = []
+        var count: Int { staged?.count ?? body.count }
     }
 
     /// Per-task compression context and scratch buffers, reused across blobs.
@@ -26,6 +33,8 @@ final class PackAssembler: @unchecked Sendable {
 
     private let repository: Repository
     private let dryRun: Bool
+    /// Data packs are staged in files (StagedObject) on a local repository.
+    private let local: LocalStorage?
     private let uploader: PackUploader
     private let lock = Lock()
     // Open packs are mutated in place (never copied out): a copy would make every append
@@ -57,7 +66,8 @@ final class PackAssembler: @unchecked Sendable {
         self.repository = repository
         self.dryRun = dryRun
         self.openDataPacks = openDataPacks
-        openData = Array(repeating: OpenPack(), count: openDataPacks)
+        local = dryRun ? nil : repository.storage as? LocalStorage
+        openData = (0..<openDataPacks).map { _ in OpenPack() }
         uploader = PackUploader(limit: PipelineLimits.packsInFlight(for: repository.storage))
     }
 
@@ -77,9 +87,20 @@ final class PackAssembler: @unchecked Sendable {
             plaintext, handle: handle, key: repository.keys.sealingKey(for: handle.type),
             nonce: repository.random.bytes(24), compressor: worker.compressor, scratch: &worker.scratch,
             appendingTo: &worker.sealed)
-        let full = add(handle, envelope: worker.sealed[...], rawLength: UInt32(plaintext.count))
+        let added: (full: OpenPack?, writes: [StagedObject.SegmentWrite])
+        do { added = try add(handle, envelope: worker.sealed[...], rawLength: UInt32(plaintext.count)) } catch {
+            returnWorker(worker)
+            throw error
+        }
         returnWorker(worker)
-        if let full { try await upload(full) }
+        try await finishAdding(added)
+    }
+
+    /// Performs the segment writes an add produced, then hands on the pack it filled: a staged
+    /// pack is committed only after every one of its writes is done.
+    private func finishAdding(_ added: (full: OpenPack?, writes: [StagedObject.SegmentWrite])) async throws {
+        for w in added.writes { await w.perform() }
+        if let full = added.full { try await upload(full) }
     }
 
     /// Hands a full pack to the uploader; returns once it has a slot, not once it is stored.
@@ -91,26 +112,42 @@ final class PackAssembler: @unchecked Sendable {
     /// Adds an already sealed envelope (prune copies blobs between packs without re-sealing:
     /// the seal binds the blob's id and type, not its pack).
     func storeSealed(_ handle: BlobHandle, envelope: ArraySlice<UInt8>, rawLength: UInt32) async throws {
-        if let full = add(handle, envelope: envelope, rawLength: rawLength) { try await upload(full) }
+        try await finishAdding(try add(handle, envelope: envelope, rawLength: rawLength))
     }
 
-    private func add(_ handle: BlobHandle, envelope: ArraySlice<UInt8>, rawLength: UInt32) -> OpenPack? {
+    /// Appends an envelope to an open pack, under the lock so that offsets follow the order of
+    /// the bytes. Returns the pack if this filled it, and the segments of a staged pack that
+    /// filled, which the caller writes after the lock is released.
+    private func add(_ handle: BlobHandle, envelope: ArraySlice<UInt8>, rawLength: UInt32) throws -> (full: OpenPack?, writes: [StagedObject.SegmentWrite]) {
         let target = Int(repository.config.packTargetSize)
-        return lock.withLock {
+        return try lock.withLock {
             _blobsAdded += 1
             _bytesAdded += UInt64(rawLength)
-            func append(_ pack: inout OpenPack) -> OpenPack? {
+            func append(_ pack: inout OpenPack, staging: LocalStorage?) throws -> (OpenPack?, [StagedObject.SegmentWrite]) {
+                if pack.blobs.isEmpty {
+                    let id = PackID(bytes: repository.random.bytes(32))
+                    pack.id = id
+                    if let staging { pack.staged = try staging.stage(ObjectName(.data, id.hex)) }
+                }
                 pack.blobs.append(PackedBlob(
-                    handle: handle, offset: UInt32(pack.body.count), length: UInt32(envelope.count), rawLength: rawLength))
-                if pack.body.isEmpty { pack.body.reserveCapacity(target + (4 << 20)) }
-                pack.body.append(contentsOf: envelope)
-                guard pack.body.count >= target else { return nil }
+                    handle: handle, offset: UInt32(pack.count), length: UInt32(envelope.count), rawLength: rawLength))
+                var writes: [StagedObject.SegmentWrite] = []
+                if let staged = pack.staged {
+                    writes = staged.append(envelope)
+                } else {
+                    // A data pack in memory grows to the target: room for it at once, so the
+                    // body is not copied as it grows. Tree packs are mostly small, and grow.
+                    if pack.body.isEmpty && handle.type == .data { pack.body.reserveCapacity(target + (4 << 20)) }
+                    pack.body.append(contentsOf: envelope)
+                }
+                guard pack.count >= target else { return (nil, writes) }
                 defer { pack = OpenPack() }
-                return pack
+                return (pack, writes)
             }
             switch handle.type {
-            case .data: return append(&openData[Int.random(in: 0..<openDataPacks, using: &generator)])
-            case .tree: return append(&openTree)
+            case .data: return try append(&openData[Int.random(in: 0..<openDataPacks, using: &generator)], staging: local)
+            // Tree packs stay in memory: their envelopes also go to the metadata cache.
+            case .tree: return try append(&openTree, staging: nil)
             }
         }
     }
@@ -126,13 +163,14 @@ final class PackAssembler: @unchecked Sendable {
     /// two (FORMAT.md §7.3), so one such pack instead of three costs a third of the padding.
     func flush() async throws {
         let target = Int(repository.config.packTargetSize)
-        let rest: [OpenPack] = lock.withLock {
+        let (data, tree): ([OpenPack], OpenPack) = lock.withLock {
             defer {
                 openData = openData.map { _ in OpenPack() }
                 openTree = OpenPack()
             }
-            return Self.merge(openData, target: target) + [openTree].filter { !$0.blobs.isEmpty }
+            return (openData, openTree)
         }
+        let rest = try await Self.merge(data, target: target) + [tree].filter { !$0.blobs.isEmpty }
         for pack in rest { try await upload(pack, indexAfter: Int.max) }
         try await uploader.finish()
         try await writeIndex(lock.withLock { defer { unindexed = [] }; return unindexed })
@@ -140,25 +178,41 @@ final class PackAssembler: @unchecked Sendable {
 
     /// On a failing run: waits until no upload (and no index object after one) is under way,
     /// so that nothing lands after the lock is released.
-    func abandon() async { await uploader.abandon() }
+    /// Open packs staged in files are removed.
+    func abandon() async {
+        await uploader.abandon()
+        let staged: [StagedObject] = lock.withLock {
+            defer { openData = openData.map { _ in OpenPack() } }
+            return openData.compactMap(\.staged)
+        }
+        for s in staged { await s.discard() }
+    }
 
     /// Concatenates the blobs of `packs` into as few packs as the target allows: each output
     /// pack is closed once it reaches the target, as `add` would close it.
-    private static func merge(_ packs: [OpenPack], target: Int) -> [OpenPack] {
+    /// Staged packs are merged into the first one's file, read back a segment at a time.
+    private static func merge(_ packs: [OpenPack], target: Int) async throws -> [OpenPack] {
         var out: [OpenPack] = []
         var current = OpenPack()
         for pack in packs where !pack.blobs.isEmpty {
-            let base = UInt32(current.body.count)
-            if current.body.isEmpty {
-                current.body = pack.body
-                current.blobs = pack.blobs
+            let base = UInt32(current.count)
+            if current.blobs.isEmpty {
+                current = pack
             } else {
-                current.body.append(contentsOf: pack.body)
+                if let into = current.staged {
+                    guard let from = pack.staged else { preconditionFailure("staged and in-memory data packs mixed") }
+                    try await from.forEachPiece { piece in
+                        for w in into.append(piece[...]) { await w.perform() }
+                    }
+                    await from.discard()
+                } else {
+                    current.body.append(contentsOf: pack.body)
+                }
                 current.blobs += pack.blobs.map {
                     PackedBlob(handle: $0.handle, offset: $0.offset + base, length: $0.length, rawLength: $0.rawLength)
                 }
             }
-            if current.body.count >= target {
+            if current.count >= target {
                 out.append(current)
                 current = OpenPack()
             }
@@ -168,32 +222,48 @@ final class PackAssembler: @unchecked Sendable {
     }
 
     private func write(_ pack: consuming OpenPack, indexAfter threshold: Int) async throws {
-        // Moved out, not copied: the header and padding are appended in place.
-        var body: [UInt8] = []
-        swap(&body, &pack.body)
-        let id = PackID(bytes: repository.random.bytes(32))
-        PackFormat.finish(
-            body: &body, blobs: pack.blobs, packID: id, key: repository.keys.metadataSealing,
-            targetSize: Int(repository.config.packTargetSize), random: repository.random)
-        if !dryRun {
-            try await repository.storage.write(ObjectName(.data, id.hex), body)
-            // Tree blobs are written through to the cache, as their envelopes are stored.
-            if let cache = repository.cache {
-                for blob in pack.blobs where blob.handle.type == .tree {
-                    let key = MetadataCache.treeKey(pack: id, offset: blob.offset, length: blob.length)
-                    cache.put("trees", key, Array(body[Int(blob.offset)..<Int(blob.offset) + Int(blob.length)]))
-                }
-            }
+        let id = pack.id!
+        let length: Int
+        if let staged = pack.staged {
+            let tail = PackFormat.sealedTail(
+                bodyLength: staged.count, blobs: pack.blobs, packID: id, key: repository.keys.metadataSealing,
+                targetSize: Int(repository.config.packTargetSize), random: repository.random)
+            for w in staged.append(tail[...]) { await w.perform() }
+            length = staged.count
+            try await staged.commit()
+        } else {
+            length = try await writeInMemory(&pack.body, pack.blobs, id: id)
         }
         let due: [IndexFile.Pack] = lock.withLock {
-            _bytesStored += UInt64(body.count)
+            _bytesStored += UInt64(length)
             _packsWritten += 1
-            unindexed.append(IndexFile.Pack(id: id, length: UInt64(body.count), blobs: pack.blobs))
+            unindexed.append(IndexFile.Pack(id: id, length: UInt64(length), blobs: pack.blobs))
             guard unindexed.count >= threshold else { return [] }
             defer { unindexed = [] }
             return unindexed
         }
         try await writeIndex(due)
+    }
+
+    /// Seals the header of a pack held in memory and stores it whole; returns its length.
+    private func writeInMemory(_ packBody: inout [UInt8], _ blobs: [PackedBlob], id: PackID) async throws -> Int {
+        // Moved out, not copied: the header and padding are appended in place.
+        var body: [UInt8] = []
+        swap(&body, &packBody)
+        PackFormat.finish(
+            body: &body, blobs: blobs, packID: id, key: repository.keys.metadataSealing,
+            targetSize: Int(repository.config.packTargetSize), random: repository.random)
+        if !dryRun {
+            try await repository.storage.write(ObjectName(.data, id.hex), body)
+            // Tree blobs are written through to the cache, as their envelopes are stored.
+            if let cache = repository.cache {
+                for blob in blobs where blob.handle.type == .tree {
+                    let key = MetadataCache.treeKey(pack: id, offset: blob.offset, length: blob.length)
+                    cache.put("trees", key, Array(body[Int(blob.offset)..<Int(blob.offset) + Int(blob.length)]))
+                }
+            }
+        }
+        return body.count
     }
 
     /// Index objects are written only after the packs they name are stored. A cancelled run

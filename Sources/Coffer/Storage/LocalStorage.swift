@@ -140,6 +140,39 @@ public struct LocalStorage: Storage {
         fsyncDirectory(dir)
     }
 
+    /// Starts `name`, to be written in pieces and committed (StagedObject).
+    func stage(_ name: ObjectName) throws -> StagedObject {
+        try StagedObject(name: name, final: path(name))
+    }
+
+    /// Temporary files that interrupted runs left in the pack folders, last changed more than
+    /// `age` seconds ago: a backup killed while packs were open leaves one per open pack. Only
+    /// for a caller holding the exclusive lock (prune), so no live run is writing them; the age
+    /// spares one whose lock lapsed while it was suspended, which then fails at its commit
+    /// instead of finding its file gone.
+    func removeTemporaryFiles(olderThan age: Int, dryRun: Bool = false, now: Int = Int(time(nil))) throws -> (files: Int, bytes: Int) {
+        var files = 0, bytes = 0
+        for p in 0..<256 {
+            let dir = "\(root)/data/" + Hex.encode([UInt8(p)])
+            guard let d = opendir(dir) else {
+                if errno == ENOENT { continue }
+                throw StorageError.io("opendir", path: dir, errno: errno)
+            }
+            defer { closedir(d) }
+            while let e = readdir(d) {
+                let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+                guard name.hasPrefix(".tmp-") else { continue }
+                var st = Glibc.stat()
+                guard lstat(dir + "/" + name, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, now - Int(st.st_mtim.tv_sec) > age else { continue }
+                if dryRun || unlink(dir + "/" + name) == 0 {
+                    files += 1
+                    bytes += Int(st.st_size)
+                }
+            }
+        }
+        return (files, bytes)
+    }
+
     public func delete(_ name: ObjectName) async throws {
         let p = path(name)
         guard unlink(p) == 0 else {
@@ -162,7 +195,7 @@ public struct LocalStorage: Storage {
     /// True if `root` exists and holds a config object.
     public func repositoryExists() -> Bool { access(root + "/config", F_OK) == 0 }
 
-    private static func fsyncDirectory(_ p: String) {
+    static func fsyncDirectory(_ p: String) {
         let fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if fd >= 0 {
             fsync(fd)

@@ -39,18 +39,18 @@ final class FileChunks: @unchecked Sendable {
     private static let placeholder = BlobID(bytes: [UInt8](repeating: 0, count: 32))
 }
 
-/// Consecutive chunks of one file, handed to one sealing task. The chunks are slices of the
+/// Consecutive chunks of one file, handed to one sealing task. The chunks are views of the
 /// reader's buffers, which they keep alive until the task is done.
 struct ChunkBatch: Sendable {
     let file: FileChunks
-    var chunks: [ArraySlice<UInt8>] = []
+    var chunks: [Chunk] = []
     var bytes = 0
 
     init(file: FileChunks) { self.file = file }
 
     var isFull: Bool { bytes >= PipelineLimits.batchBytes || chunks.count >= PipelineLimits.batchChunks }
 
-    mutating func append(_ chunk: ArraySlice<UInt8>) {
+    mutating func append(_ chunk: Chunk) {
         chunks.append(chunk)
         bytes += chunk.count
     }
@@ -81,8 +81,9 @@ struct BlobStage: Sendable {
 
     func process(_ batch: ChunkBatch, first: Int) async throws {
         for (offset, chunk) in batch.chunks.enumerated() {
-            let handle = BlobHandle(id: keys.blobID(of: chunk), type: .data)
-            if claims.claim(handle) { try await assembler.store(handle, plaintext: chunk) }
+            let bytes = chunk.bytes
+            let handle = BlobHandle(id: keys.blobID(of: bytes), type: .data)
+            if claims.claim(handle) { try await assembler.store(handle, plaintext: bytes) }
             // Filled after storing: a file is complete only when all its new chunks are in a pack.
             batch.file.fill(first + offset, handle.id)
         }
