@@ -10,7 +10,8 @@
 #   --data DIR    back up DIR instead of generating data (it is only read)
 #   --runs N      repeat everything N times (fresh repositories each time) and report the
 #                 median of each figure (default 1)
-#   --out FILE    also write the JSON results to FILE
+#   --out FILE    also write the JSON results to FILE, and an SVG chart of throughput per tool
+#                 and step next to it (FILE with .svg for .json; Benchmarks/chart.py)
 #   --coffer BIN  use this coffer binary (default: build one with `swift build -c release`
 #                 into .build-bench/)
 #   --tmp DIR     where the temporary data, repositories and restores go (default $TMPDIR or
@@ -309,3 +310,7 @@ if out:
         f.write(text + "\n")
 print(text)
 EOF
+if [ -n "$out" ]; then
+    python3 "$root/Benchmarks/chart.py" "$out" "${out%.json}.svg"
+    log "chart: ${out%.json}.svg"
+fi

@@ -13,7 +13,8 @@
 #   --scale S      size of the generated chat folder (default 8, about 200 MiB)
 #   --days D       number of daily changes and backups after day 0 (default 14)
 #   --keep-last K  snapshots kept by the retention step (default 3)
-#   --out FILE     also write the JSON results to FILE
+#   --out FILE     also write the JSON results to FILE, and an SVG chart of the bytes each tool
+#                  added per day against the ideal next to it (FILE with .svg for .json)
 #   --coffer BIN   use this coffer binary (default: build one with `swift build -c release`
 #                  into .build-hist/)
 #   --tmp DIR      where the temporary data, repositories and restores go (default $TMPDIR or
@@ -488,3 +489,7 @@ if out:
         f.write(text + "\n")
 print(text)
 EOF
+if [ -n "$out" ]; then
+    python3 "$root/Benchmarks/chart.py" "$out" "${out%.json}.svg"
+    log "chart: ${out%.json}.svg"
+fi

@@ -7,7 +7,8 @@ import Testing
 @Suite(.serialized, .enabled(if: BenchmarkSmoke.enabled)) struct BenchmarkSmokeTests {
     @Test func compareRunsEveryToolAndReportsRatios() throws {
         let box = try Sandbox()
-        let r = try BenchmarkSmoke.run(["Benchmarks/compare.sh", "--scale", "0.1", "--s3", "--tmp", box.root.path], box: box)
+        let out = box.root.path + "/compare.json"
+        let r = try BenchmarkSmoke.run(["Benchmarks/compare.sh", "--scale", "0.1", "--s3", "--tmp", box.root.path, "--out", out], box: box)
         let json = try BenchmarkSmoke.lastJSON(r)
         let rows = try #require(json["results"] as? [[String: Any]])
         let tools = Set(rows.compactMap { $0["tool"] as? String })
@@ -19,20 +20,31 @@ import Testing
         let traffic = try #require(s3["traffic_backup2"] as? [String: Any], "\(s3)")
         #expect((jsonInt(traffic["bytesDownloaded"]) ?? .max) < 64 << 10)
         #expect(r.err.contains("coffer restore verified") && r.err.contains("restic-s3 restore verified"), "\(r.err.suffix(2000))")
+        try BenchmarkSmoke.expectChart(box.root.path + "/compare.svg", naming: ["coffer", "restic", "borg", "coffer-s3", "first backup", "restore"])
     }
 
     @Test func historyRunsDaysRetentionAndRestore() throws {
         let box = try Sandbox()
-        let r = try BenchmarkSmoke.run(["Benchmarks/history.sh", "--scale", "0.1", "--days", "2", "--tmp", box.root.path], box: box)
+        let out = box.root.path + "/history.json"
+        let r = try BenchmarkSmoke.run(["Benchmarks/history.sh", "--scale", "0.1", "--days", "2", "--tmp", box.root.path, "--out", out], box: box)
         let json = try BenchmarkSmoke.lastJSON(r)
         #expect((json["per_day"] as? [Any])?.count == 3)
         let restore = try #require(json["restore"] as? [String: [String: Any]])
         for tool in ["coffer", "restic", "borg"] { #expect(restore[tool]?["verified"] as? Bool == true, "\(tool): \(restore)") }
         #expect(r.out.contains("avg daily bytes added"))
+        try BenchmarkSmoke.expectChart(box.root.path + "/history.svg", naming: ["coffer", "restic", "borg", "ideal", "Bytes added per day"])
     }
 }
 
 enum BenchmarkSmoke {
+    /// The runner's chart: an SVG document with a bar or line for each named series.
+    static func expectChart(_ path: String, naming labels: [String]) throws {
+        let svg = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"), "\(svg.prefix(200))")
+        for label in labels { #expect(svg.contains(">\(label)<") || svg.contains(label), "\(label) missing from \(path)") }
+        #expect(svg.contains("<rect") || svg.contains("<polyline"))
+    }
+
     static let root: String = {
         var dir = (#filePath as NSString).deletingLastPathComponent
         for _ in 0..<2 { dir = (dir as NSString).deletingLastPathComponent }

@@ -121,6 +121,29 @@ import Testing
         }
     }
 
+    @Test func blobsSealedConcurrentlyIntoStagedPacksAllReadBack() async throws {
+        // Many small and large chunks from several files at once: sealing tasks append to the
+        // three open packs under each pack's own lock, and segment writes finish in any order;
+        // every blob must then open at the offset its pack header gives.
+        try await withTemporaryDirectory { dir async throws in
+            let storage = LocalStorage(path: dir + "/repo")
+            let repo = try await Repository.initialize(storage: storage, credential: .password(Fixture.password("c")), options: Fixture.initOptions())
+            try makeDirectory(dir + "/src")
+            for i in 0..<40 { try writeFile(dir + "/src/small\(i)", Fixture.bytes(3000 + 997 * i, seed: UInt8(i))) }
+            for i in 0..<6 { try writeFile(dir + "/src/large\(i)", Fixture.bytes((3 << 20) + 12_345 * i, seed: UInt8(100 + i))) }
+            let result = try await repo.backup(BackupRequest(paths: [dir + "/src"]))
+            #expect(result.snapshotID != nil)
+            #expect(temporaryFiles(storage.root).isEmpty)
+            var options = CheckOptions()
+            options.readData = true
+            let report = try await repo.check(options)
+            #expect(report.errors.isEmpty, "\(report.errors)")
+            _ = try await repo.restore(RestoreRequest(snapshot: try #require(result.snapshotID), target: dir + "/out"))
+            for i in [0, 39] { #expect(try readFile(dir + "/out/src/small\(i)") == Fixture.bytes(3000 + 997 * i, seed: UInt8(i))) }
+            #expect(try readFile(dir + "/out/src/large5") == Fixture.bytes((3 << 20) + 12_345 * 5, seed: 105))
+        }
+    }
+
     @Test func pruneRemovesTemporaryFilesOfKilledRunsButNotRecentOnes() async throws {
         try await withTemporaryDirectory { dir async throws in
             let storage = LocalStorage(path: dir + "/repo")
