@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         // TLS: coffer-vault's HTTPS (through HummingbirdTLS), and the CA a vault client trusts.
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // C libraries from Debian: libsodium-dev, libzstd-dev, libb2-dev, libsqlite3-dev.
@@ -30,10 +31,17 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CBlake2", pkgConfig: "libb2", providers: [.apt(["libb2-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // glibc's <malloc.h>, for the command's allocator setting (MemoryTuning).
+        .systemLibrary(name: "CMalloc"),
 
         // The only module that touches C: typed wrappers over the four libraries (SQLite for
         // consistent database snapshots and the vault's state), and OPAQUE on libsodium.
-        .target(name: "CofferCrypto", dependencies: ["CSodium", "CZstd", "CBlake2", "CSQLite"], swiftSettings: strict),
+        // swift-crypto (already built for the HTTP client's certificates) only for SHA-256:
+        // BoringSSL's uses the CPU's SHA extensions, 4× libsodium's here (S3 payload hashes).
+        .target(
+            name: "CofferCrypto",
+            dependencies: ["CSodium", "CZstd", "CBlake2", "CSQLite", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict),
         // Repository format, storage, keys and the backup/restore engine.
         .target(
             name: "Coffer",
@@ -48,7 +56,7 @@ let package = Package(
         // The `coffer` command: parses, delegates to Coffer, maps errors to exit codes.
         .executableTarget(
             name: "CofferCLI",
-            dependencies: ["Coffer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Coffer", "CMalloc", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
         // The key vault: OPAQUE logins with attempt counters over SQLite, served by Hummingbird.
         .target(

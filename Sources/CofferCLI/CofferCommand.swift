@@ -1,9 +1,6 @@
 import ArgumentParser
 import Coffer
 
-/// glibc's mallopt(3); <malloc.h> is not part of the Glibc module.
-@_silgen_name("mallopt") private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
-
 @main
 struct CofferCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -27,15 +24,6 @@ struct CofferCommand: AsyncParsableCommand {
             DumpCommand.self, DiffCommand.self, KeyCommand.self, ForgetCommand.self, PruneCommand.self, RepairCommand.self, StatsCommand.self, UnlockCommand.self, VersionCommand.self,
         ])
 
-    static func main() async {
-        // Large blocks (a read buffer, a pack in memory) are mapped and unmapped rather than
-        // carved from malloc's arenas: with glibc's default, which moves this threshold up as
-        // large blocks are freed, a first backup's freed buffers stayed resident in fragmented
-        // arenas (peak RSS 124 MiB, against 76 MiB with a fixed threshold). A process-wide
-        // setting, so the command sets it, not the library.
-        _ = glibcMallopt(-3 /* M_MMAP_THRESHOLD, <malloc.h> */, 1 << 20)
-        await main(nil)
-    }
 }
 
 enum CofferVersion {

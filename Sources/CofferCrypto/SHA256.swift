@@ -1,19 +1,16 @@
 import CSodium
+import Crypto
 
-/// SHA-256 (FIPS 180-4) through libsodium's `crypto_hash_sha256`. Coffer's own format uses
+/// SHA-256 (FIPS 180-4) through swift-crypto (BoringSSL on Linux), which uses the CPU's SHA
+/// extensions: 0.6 ns per byte here against libsodium's 2.3, and an S3 upload over plain HTTP
+/// hashes every byte it sends (SigV4 signs the payload there). Coffer's own format uses
 /// BLAKE2b; SHA-256 is here for protocols that require it (AWS Signature Version 4).
 public enum SHA256 {
     public static let digestLength = 32
 
     /// The SHA-256 digest of `message`.
     public static func hash<M: Collection<UInt8>>(_ message: M) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: digestLength)
-        withContiguousBytes(message) { m in
-            out.withUnsafeMutableBytes { o in
-                _ = crypto_hash_sha256(o.baseAddress!.assumingMemoryBound(to: UInt8.self), nonNullBase(m), UInt64(m.count))
-            }
-        }
-        return out
+        withContiguousBytes(message) { m in Array(Crypto.SHA256.hash(data: m)) }
     }
 }
 

@@ -127,16 +127,22 @@ import Testing
         // every blob must then open at the offset its pack header gives.
         try await withTemporaryDirectory { dir async throws in
             let storage = LocalStorage(path: dir + "/repo")
-            let repo = try await Repository.initialize(storage: storage, credential: .password(Fixture.password("c")), options: Fixture.initOptions())
+            // Packs of several segments (the fixture's 256 KiB target is under one), so segment
+            // writes run and the end of the backup merges partly filled packs read back from disk.
+            var options = Fixture.initOptions()
+            options.packTargetSize = (3 << 20) + 12_345
+            let repo = try await Repository.initialize(storage: storage, credential: .password(Fixture.password("c")), options: options)
             try makeDirectory(dir + "/src")
             for i in 0..<40 { try writeFile(dir + "/src/small\(i)", Fixture.bytes(3000 + 997 * i, seed: UInt8(i))) }
             for i in 0..<6 { try writeFile(dir + "/src/large\(i)", Fixture.bytes((3 << 20) + 12_345 * i, seed: UInt8(100 + i))) }
             let result = try await repo.backup(BackupRequest(paths: [dir + "/src"]))
             #expect(result.snapshotID != nil)
             #expect(temporaryFiles(storage.root).isEmpty)
-            var options = CheckOptions()
-            options.readData = true
-            let report = try await repo.check(options)
+            let packs = try await storage.list(.data)
+            #expect(packs.count >= 5 && packs.contains { $0.size > 2 * StagedObject.segmentSize }, "\(packs.map(\.size))")
+            var checking = CheckOptions()
+            checking.readData = true
+            let report = try await repo.check(checking)
             #expect(report.errors.isEmpty, "\(report.errors)")
             _ = try await repo.restore(RestoreRequest(snapshot: try #require(result.snapshotID), target: dir + "/out"))
             for i in [0, 39] { #expect(try readFile(dir + "/out/src/small\(i)") == Fixture.bytes(3000 + 997 * i, seed: UInt8(i))) }

@@ -166,7 +166,8 @@ public struct LocalStorage: Storage {
                 guard lstat(dir + "/" + name, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, now - Int(st.st_mtim.tv_sec) > age else { continue }
                 if dryRun || unlink(dir + "/" + name) == 0 {
                     files += 1
-                    bytes += Int(st.st_size)
+                    // A second name of a stored pack (a run killed between link and unlink) frees nothing.
+                    if st.st_nlink == 1 { bytes += Int(st.st_size) }
                 }
             }
         }

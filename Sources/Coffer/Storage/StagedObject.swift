@@ -22,6 +22,10 @@ final class StagedObject: Sendable {
     private let temporary: String
     private let final: String
     private let fd: Int32
+    /// A buffered descriptor of the same file, opened with it: what was written is read back
+    /// through it (reads through an O_DIRECT one must be aligned), from this file whatever is
+    /// later done to its name.
+    private let reader: Int32
     private let state: Mutex<State>
 
     /// Segments are this large: a write of 1 MiB costs little more per byte than one of 4 MiB
@@ -64,11 +68,20 @@ final class StagedObject: Sendable {
             fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         }
         guard fd >= 0 else { throw StorageError.io("create", path: temporary, errno: errno) }
+        let reader = open(temporary, O_RDONLY | O_CLOEXEC)
+        guard reader >= 0 else {
+            let e = errno
+            close(fd)
+            unlink(temporary)
+            throw StorageError.io("open", path: temporary, errno: e)
+        }
         self.fd = fd
+        self.reader = reader
         state = Mutex(State(direct: direct))
     }
 
     deinit {
+        close(reader)
         // Only reached without commit or discard on a path that dropped the object; no write
         // is in flight then (each holds a reference).
         state.withLock { s in
@@ -202,11 +215,12 @@ final class StagedObject: Sendable {
             let tail = s.segment.map { [UInt8](UnsafeRawBufferPointer(start: $0.pointer, count: s.filled)) } ?? []
             return (tail, s.segmentStart)
         }
-        // The file through a buffered descriptor of its own: reads of an O_DIRECT one must be aligned.
-        let path = temporary
-        let reader = open(path, O_RDONLY | O_CLOEXEC)
-        guard reader >= 0 else { throw StorageError.io("open", path: path, errno: errno) }
-        defer { close(reader) }
+        let path = temporary, reader = self.reader, fd = self.fd
+        // Where writes went through the page cache (a file system without O_DIRECT), an error
+        // writing them back would otherwise go unseen and stale bytes be read back below.
+        try await BlockingIO.run {
+            guard fdatasync(fd) == 0 else { throw StorageError.io("fdatasync", path: path, errno: errno) }
+        }
         var offset = 0
         while offset < start {
             let count = min(Self.segmentSize, start - offset)
