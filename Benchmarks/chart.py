@@ -98,7 +98,7 @@ def lines(title, xs, series, xlabel, unit):
 
 def compare_chart(r):
     tools = [t for t in ["coffer", "restic", "borg", "coffer-s3", "restic-s3"] if any(x["tool"] == t for x in r["results"])]
-    names = {"backup1": "first backup", "backup2": "no-change backup", "restore": "restore"}
+    names = {"backup1": "first backup", "backup2": "no-change backup", "restore": "restore", "durable": "restore, on disk"}
     groups = []
     for phase, label in names.items():
         vals = {x["tool"]: x["data_bytes"] / MIB / x["seconds"] if "data_bytes" in x else r["data_bytes"] / MIB / x["seconds"]

@@ -126,6 +126,20 @@ measure() {
     log "  $tool $phase: ${secs} s"
 }
 
+# durable TOOL: the restore just measured, plus the sync that puts what it wrote on the disk,
+# as the phase "durable". A restore that writes through the page cache returns before its data
+# is written (the kernel does it later, and the next step's sync bills no tool for it); one
+# that writes directly returns once it is on the disk. Both figures are reported.
+durable() {
+    local tool="$1" t0 t1
+    t0="$(date +%s.%N)"
+    sync
+    t1="$(date +%s.%N)"
+    awk -F'\t' -v OFS='\t' -v tool="$tool" -v run="$run" -v extra="$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" \
+        '$1 == run && $2 == tool && $3 == "restore" {printf "%s\t%s\tdurable\t%.3f\t%s\t%s\t%s\n", run, tool, $4 + extra, $5, $6, $7}' \
+        "$results" >> "$results"
+}
+
 # verify TOOL DIR: the restored copy of the data must be byte-identical.
 verify() {
     local tool="$1" dir="$2" got=""
@@ -149,6 +163,7 @@ run_coffer() {
     measure coffer backup2 "$R" "${scheduled[@]}" backup -q --repo "$R" "$name"
     measure coffer snapshots "$R" "${scheduled[@]}" snapshots -q --repo "$R"
     measure coffer restore "$R" "${scheduled[@]}" restore -q --repo "$R" latest --target "$T"
+    durable coffer
     verify coffer "$T"
     discard "$R"
 }
@@ -161,6 +176,7 @@ run_restic() {
     measure restic backup2 "$R" restic --repo "$R" backup --quiet "$name"
     measure restic snapshots "$R" restic --repo "$R" snapshots --quiet
     measure restic restore "$R" restic --repo "$R" restore latest --target "$T"
+    durable restic
     verify restic "$T"
     discard "$R" "$RESTIC_CACHE_DIR"
 }
@@ -174,6 +190,7 @@ run_borg() {
     measure borg snapshots "$R" borg list "$R"
     mkdir -p "$T"
     measure borg restore "$R" sh -c 'cd "$1" && borg extract "$2::b2"' sh "$T" "$R"
+    durable borg
     verify borg "$T"
     discard "$R" "$BORG_BASE_DIR"
 }
@@ -193,9 +210,11 @@ if [ "$s3" = 1 ]; then
 fi
 
 # Same steps against the loopback S3 server; the "repository" measured is the bucket's folder.
+# Each run gets buckets of its own: rclone caches listings, so a bucket whose folder was just
+# moved away would still look like a repository to the next run's init.
 # coffer prints its summary as JSON so the traffic of each backup is kept in the log.
 run_coffer-s3() {
-    local R="$work/s3/coffer" U="s3:http://127.0.0.1:$s3_port/coffer" T="$work/restore-coffer-s3"
+    local R="$work/s3/coffer-$run" U="s3:http://127.0.0.1:$s3_port/coffer-$run" T="$work/restore-coffer-s3"
     discard "$R" "$work/coffer-cache" "$COFFER_CONFIG_DIR"
     export COFFER_CACHE_DIR="$work/coffer-cache"
     measure coffer-s3 init "$R" "$coffer" init -q --repo "$U"
@@ -204,6 +223,7 @@ run_coffer-s3() {
     measure coffer-s3 backup2 "$R" "${scheduled[@]}" backup --json --repo "$U" "$name"
     measure coffer-s3 snapshots "$R" "${scheduled[@]}" snapshots -q --repo "$U"
     measure coffer-s3 restore "$R" "${scheduled[@]}" restore -q --repo "$U" latest --target "$T"
+    durable coffer-s3
     verify coffer-s3 "$T"
     grep -h '"messageType":"summary"' "$work/log.coffer-s3.backup1" "$work/log.coffer-s3.backup2" > "$work/traffic.$run"
     unset COFFER_CACHE_DIR
@@ -211,13 +231,14 @@ run_coffer-s3() {
 }
 
 run_restic-s3() {
-    local R="$work/s3/restic" U="s3:http://127.0.0.1:$s3_port/restic" T="$work/restore-restic-s3"
+    local R="$work/s3/restic-$run" U="s3:http://127.0.0.1:$s3_port/restic-$run" T="$work/restore-restic-s3"
     discard "$R" "$RESTIC_CACHE_DIR"
     measure restic-s3 init "$R" restic --repo "$U" init
     measure restic-s3 backup1 "$R" restic --repo "$U" backup --quiet "$name"
     measure restic-s3 backup2 "$R" restic --repo "$U" backup --quiet "$name"
     measure restic-s3 snapshots "$R" restic --repo "$U" snapshots --quiet
     measure restic-s3 restore "$R" restic --repo "$U" restore latest --target "$T"
+    durable restic-s3
     verify restic-s3 "$T"
     discard "$R" "$RESTIC_CACHE_DIR"
 }
@@ -241,8 +262,8 @@ samples = {}
 for line in open(path):
     run, tool, phase, secs, cpu, rss, repo = line.rstrip("\n").split("\t")
     samples.setdefault((tool, phase), []).append((float(secs), float(cpu), int(rss) * 1024, int(repo)))
-phases = ["init", "backup1", "backup2", "snapshots", "restore"]
-moves_data = {"backup1", "backup2", "restore"}
+phases = ["init", "backup1", "backup2", "snapshots", "restore", "durable"]
+moves_data = {"backup1", "backup2", "restore", "durable"}
 rows = {}
 for (tool, phase), ss in samples.items():
     med = lambda i: statistics.median(s[i] for s in ss)
@@ -253,7 +274,7 @@ for (tool, phase), ss in samples.items():
 
 tools = [t for t in ("coffer", "restic", "borg", "coffer-s3", "restic-s3") if (t, "init") in rows]
 print("data: %d files, %.1f MiB (%d bytes); %s" % (files, data_bytes / MIB, data_bytes, versions))
-print("%s; backup2 = second backup of unchanged data; snapshots = open the repository and list (restic and borg: includes the password KDF; coffer: opened with its device key)"
+print("%s; backup2 = second backup of unchanged data; snapshots = open the repository and list (restic and borg: includes the password KDF; coffer: opened with its device key); durable = restore plus the sync that writes its data to the disk"
       % ("1 run" if runs == 1 else "median of %d runs" % runs))
 print()
 head = "%-10s %-7s %9s %9s %8s %10s %9s" % ("phase", "tool", "seconds", "MiB/s", "CPU s", "repo MiB", "RSS MiB")

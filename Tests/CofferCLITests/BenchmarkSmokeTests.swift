@@ -13,7 +13,7 @@ import Testing
         let rows = try #require(json["results"] as? [[String: Any]])
         let tools = Set(rows.compactMap { $0["tool"] as? String })
         #expect(tools == ["coffer", "restic", "borg", "coffer-s3", "restic-s3"], "\(tools)")
-        #expect(rows.count == 5 * 5)
+        #expect(rows.count == 5 * 6, "five tools, six phases (the sixth: restore made durable)")
         let ratios = try #require(json["ratios"] as? [String: [String: Any]])
         #expect(ratios["backup1"]?["seconds_vs_restic"] is NSNumber)
         let s3 = try #require(json["s3"] as? [String: Any])
