@@ -136,8 +136,11 @@ import Testing
             let storage = LocalStorage(path: dir + "/repo")
             let password = Fixture.password("the owner's password")
             _ = try await Repository.initialize(storage: storage, credential: .password(password), options: Fixture.initOptions())
-            // 64 passes over 1 GiB: most of a minute of Argon2id here, were it run, so the
-            // bound below holds on a loaded machine and still fails if it is run.
+            // 64 passes over 1 GiB: most of a minute of Argon2id here, were it run (68.6 s
+            // measured before the cost limits), so the bound below still fails if it is run.
+            // It is generous because the whole suite runs beside it on two cores: the open
+            // alone takes 0.07 s, but 5.9 to 8.5 s in full-suite runs since backups stage
+            // packs through blocking-I/O threads.
             let header = KeySlot.encodeHeader(
                 kind: .password(PasswordCost(opsLimit: 64, memoryBytes: 1 << 30)), salt: [UInt8](repeating: 1, count: Argon2id.saltSize))
             let plantedID: KeySlotID = Fixture.id(0)
@@ -154,7 +157,7 @@ import Testing
             } catch {
                 Issue.record("expected keySlotsNotTried, got \(error)")
             }
-            #expect(ContinuousClock.now - started < .seconds(5), "the planted slot's Argon2id was run")
+            #expect(ContinuousClock.now - started < .seconds(30), "the planted slot's Argon2id was run")
             // The owner's slot still opens beside it.
             _ = try await Repository.open(storage: storage, credential: .password(password))
         }

@@ -129,15 +129,21 @@ public struct LocalStorage: Storage {
         guard fsync(fd) == 0 else { throw StorageError.io("fsync", path: tmp, errno: errno) }
         ok = true
         close(fd)
-        // link(2) instead of rename(2): it refuses to replace an existing object.
-        if link(tmp, final) != 0 {
+        try publish(tmp, as: final, name: name)
+    }
+
+    /// Gives a written and fsynced temporary file its object name, then makes that durable.
+    /// link(2) instead of rename(2): it refuses to replace an existing object. The temporary
+    /// name is gone afterwards, whatever happened.
+    static func publish(_ temporary: String, as final: String, name: ObjectName) throws(StorageError) {
+        if link(temporary, final) != 0 {
             let e = errno
-            unlink(tmp)
-            if e == EEXIST { throw StorageError.alreadyExists(name) }
-            throw StorageError.io("link", path: final, errno: e)
+            unlink(temporary)
+            if e == EEXIST { throw .alreadyExists(name) }
+            throw .io("link", path: final, errno: e)
         }
-        unlink(tmp)
-        fsyncDirectory(dir)
+        unlink(temporary)
+        fsyncDirectory(String(final[..<final.lastIndex(of: "/")!]))
     }
 
     /// Starts `name`, to be written in pieces and committed (StagedObject).

@@ -267,14 +267,7 @@ final class StagedObject: Sendable {
             guard fsync(fd) == 0 else { throw StorageError.io("fsync", path: temporary, errno: errno) }
             ok = true
             close(fd)
-            if link(temporary, final) != 0 {
-                let e = errno
-                unlink(temporary)
-                if e == EEXIST { throw StorageError.alreadyExists(name) }
-                throw StorageError.io("link", path: final, errno: e)
-            }
-            unlink(temporary)
-            LocalStorage.fsyncDirectory(String(final[..<final.lastIndex(of: "/")!]))
+            try LocalStorage.publish(temporary, as: final, name: name)
         }
     }
 

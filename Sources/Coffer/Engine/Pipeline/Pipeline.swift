@@ -22,7 +22,7 @@ import Glibc
 /// pool of at most 16 MiB), plus one 1 MiB segment per open data pack and per segment write in
 /// flight (packs are staged in files, StagedObject), plus each core's compression scratch (up
 /// to two chunks), plus the tree pack and the master index. Measured on a 2.1 GiB chat folder:
-/// 86 MiB peak RSS, of which 24 MiB is the process before it reads anything. Against remote
+/// 87 MiB peak RSS (median of three), of which 24 MiB is the process before it reads anything. Against remote
 /// storage a pack is held in memory until stored: add the open packs and the `packsInFlight`
 /// being uploaded, each at most the pack target plus one blob.
 enum PipelineLimits {
