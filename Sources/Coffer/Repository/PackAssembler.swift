@@ -6,7 +6,8 @@ import Synchronization
 /// boundaries do not trace file offsets, FORMAT.md §7.3), and hands a pack that reaches the
 /// target size to the uploader (stage 5), which stores it and then indexes it (stage 6).
 final class PackAssembler: @unchecked Sendable {
-    // Mutable state is guarded by `lock`; sealing and storage writes happen outside it.
+    // The counters and the list of unindexed packs are guarded by `lock`, each open pack by its
+    // slot's lock (PackSlot); sealing and storage writes happen outside both.
     private struct OpenPack: Sendable {
         /// Chosen when the first blob arrives: a staged pack's file is already headed for its name.
         var id: PackID? = nil
@@ -127,35 +128,33 @@ final class PackAssembler: @unchecked Sendable {
             _bytesAdded += UInt64(rawLength)
         }
         let repository = self.repository
-        do {
-            func append(_ pack: inout OpenPack, staging: LocalStorage?) throws -> (OpenPack?, [StagedObject.SegmentWrite]) {
-                if pack.blobs.isEmpty {
-                    let id = PackID(bytes: repository.random.bytes(32))
-                    pack.id = id
-                    if let staging { pack.staged = try staging.stage(ObjectName(.data, id.hex)) }
-                }
-                pack.blobs.append(PackedBlob(
-                    handle: handle, offset: UInt32(pack.count), length: UInt32(envelope.count), rawLength: rawLength))
-                var writes: [StagedObject.SegmentWrite] = []
-                if let staged = pack.staged {
-                    writes = staged.append(envelope)
-                } else {
-                    // A data pack in memory grows to the target: room for it at once, so the
-                    // body is not copied as it grows. Tree packs are mostly small, and grow.
-                    if pack.body.isEmpty && handle.type == .data { pack.body.reserveCapacity(target + (4 << 20)) }
-                    pack.body.append(contentsOf: envelope)
-                }
-                guard pack.count >= target else { return (nil, writes) }
-                defer { pack = OpenPack() }
-                return (pack, writes)
+        func append(_ pack: inout OpenPack, staging: LocalStorage?) throws -> (OpenPack?, [StagedObject.SegmentWrite]) {
+            if pack.blobs.isEmpty {
+                let id = PackID(bytes: repository.random.bytes(32))
+                pack.id = id
+                if let staging { pack.staged = try staging.stage(ObjectName(.data, id.hex)) }
             }
-            switch handle.type {
-            case .data:
-                let staging = local
-                return try openData[Int.random(in: 0..<openDataPacks)].pack.withLock { try append(&$0, staging: staging) }
-            // Tree packs stay in memory: their envelopes also go to the metadata cache.
-            case .tree: return try openTree.pack.withLock { try append(&$0, staging: nil) }
+            pack.blobs.append(PackedBlob(
+                handle: handle, offset: UInt32(pack.count), length: UInt32(envelope.count), rawLength: rawLength))
+            var writes: [StagedObject.SegmentWrite] = []
+            if let staged = pack.staged {
+                writes = staged.append(envelope)
+            } else {
+                // A data pack in memory grows to the target: room for it at once, so the
+                // body is not copied as it grows. Tree packs are mostly small, and grow.
+                if pack.body.isEmpty && handle.type == .data { pack.body.reserveCapacity(target + (4 << 20)) }
+                pack.body.append(contentsOf: envelope)
             }
+            guard pack.count >= target else { return (nil, writes) }
+            defer { pack = OpenPack() }
+            return (pack, writes)
+        }
+        switch handle.type {
+        case .data:
+            let staging = local
+            return try openData[Int.random(in: 0..<openDataPacks)].pack.withLock { try append(&$0, staging: staging) }
+        // Tree packs stay in memory: their envelopes also go to the metadata cache.
+        case .tree: return try openTree.pack.withLock { try append(&$0, staging: nil) }
         }
     }
 
