@@ -29,6 +29,35 @@ enum FileIO {
         }
     }
 
+    /// Reads into all of `buffer` from `offset` (EINTR and short reads retried); returns how many
+    /// bytes were read, fewer only where the file ends.
+    static func readAll(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(FileError) -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw FileError(errno: errno, operation: "read") }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    /// The names in a folder, without `.` and `..`; nil if it does not exist.
+    static func names(in dir: String) throws(FileError) -> [String]? {
+        guard let d = opendir(dir) else {
+            if errno == ENOENT { return nil }
+            throw FileError(errno: errno, operation: "opendir")
+        }
+        defer { closedir(d) }
+        var out: [String] = []
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { out.append(name) }
+        }
+        return out
+    }
+
     /// Writes `bytes` from offset 0 through an `O_DIRECT` descriptor: each segment is copied into
     /// an aligned buffer, the last one padded with zeros to the alignment, and the file is then
     /// cut to its exact size. Returns false, having written nothing that counts, when the file

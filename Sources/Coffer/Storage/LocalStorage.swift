@@ -39,16 +39,15 @@ public struct LocalStorage: Storage {
         }
     }
 
+    /// The names in one of the repository's folders (none if it is missing).
+    private static func names(in dir: String) throws -> [String] {
+        do { return try FileIO.names(in: dir) ?? [] } catch { throw StorageError.io(error.operation, path: dir, errno: error.errno) }
+    }
+
     private func listDirectory(_ dir: String, kind: ObjectKind) throws -> [StoredObject] {
-        guard let d = opendir(dir) else {
-            if errno == ENOENT { return [] }
-            throw StorageError.io("opendir", path: dir, errno: errno)
-        }
-        defer { closedir(d) }
         var out: [StoredObject] = []
-        while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            guard name.utf8.count == 64, Hex.decode(name) != nil else { continue }  // skips ., .., .tmp-*
+        for name in try Self.names(in: dir) {
+            guard name.utf8.count == 64, Hex.decode(name) != nil else { continue }  // skips .tmp-*
             var st = Glibc.stat()
             guard lstat(dir + "/" + name, &st) == 0 else { continue }
             out.append(StoredObject(name: ObjectName(kind, name), size: Int(st.st_size)))
@@ -76,16 +75,11 @@ public struct LocalStorage: Storage {
         let r = range ?? 0..<size
         guard r.upperBound <= size else { throw StorageError.truncated(name, expected: r.upperBound, actual: size) }
         var out = [UInt8](repeating: 0, count: r.count)
-        var done = 0
-        while done < r.count {
-            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, r.count - done, off_t(r.lowerBound + done)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                if n == 0 { throw StorageError.truncated(name, expected: r.upperBound, actual: r.lowerBound + done) }
-                throw StorageError.io("read", path: p, errno: errno)
-            }
-            done += n
+        let done: Int
+        do { done = try out.withUnsafeMutableBytes { try FileIO.readAll(fd, into: $0, at: r.lowerBound) } } catch let error as FileError {
+            throw StorageError.io("read", path: p, errno: error.errno)
         }
+        guard done == r.count else { throw StorageError.truncated(name, expected: r.upperBound, actual: r.lowerBound + done) }
         return out
     }
 
@@ -160,14 +154,7 @@ public struct LocalStorage: Storage {
         var files = 0, bytes = 0
         for p in 0..<256 {
             let dir = "\(root)/data/" + Hex.encode([UInt8(p)])
-            guard let d = opendir(dir) else {
-                if errno == ENOENT { continue }
-                throw StorageError.io("opendir", path: dir, errno: errno)
-            }
-            defer { closedir(d) }
-            while let e = readdir(d) {
-                let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-                guard name.hasPrefix(".tmp-") else { continue }
+            for name in try Self.names(in: dir) where name.hasPrefix(".tmp-") {
                 var st = Glibc.stat()
                 guard lstat(dir + "/" + name, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, now - Int(st.st_mtim.tv_sec) > age else { continue }
                 if dryRun || unlink(dir + "/" + name) == 0 {

@@ -160,23 +160,18 @@ final class StagedObject: Sendable {
     private static func writeSegment(
         _ fd: Int32, _ buffer: UnsafeMutableRawPointer, length: Int, at offset: Int, direct: Bool, path: String
     ) throws(StorageError) -> Bool {
-        var direct = direct
-        var done = 0
-        while done < length {
-            let n = pwrite(fd, buffer + done, length - done, off_t(offset + done))
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 && errno == EINVAL && direct {
-                // Refused: the same descriptor without O_DIRECT, from the start of this write.
-                guard fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~FileIO.directFlag) == 0 else {
-                    throw .io("fcntl", path: path, errno: errno)
-                }
-                direct = false
-                continue
-            }
-            guard n > 0 else { throw .io("write", path: path, errno: n == 0 ? EIO : errno) }
-            done += n
+        let bytes = UnsafeRawBufferPointer(start: buffer, count: length)
+        do {
+            try FileIO.writeAll(fd, bytes, at: offset)
+            return direct
+        } catch let e where e.errno == EINVAL && direct {
+            // Refused: the same descriptor without O_DIRECT, and this segment written again.
+            guard fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~FileIO.directFlag) == 0 else { throw .io("fcntl", path: path, errno: errno) }
+        } catch {
+            throw .io("write", path: path, errno: error.errno)
         }
-        return direct
+        do { try FileIO.writeAll(fd, bytes, at: offset) } catch { throw .io("write", path: path, errno: error.errno) }
+        return false
     }
 
     private func drain() async {
@@ -226,13 +221,11 @@ final class StagedObject: Sendable {
             let count = min(Self.segmentSize, start - offset)
             let piece = try await BlockingIO.run { [offset] () throws -> [UInt8] in
                 var out = [UInt8](repeating: 0, count: count)
-                var done = 0
-                while done < count {
-                    let n = out.withUnsafeMutableBytes { pread(reader, $0.baseAddress! + done, count - done, off_t(offset + done)) }
-                    if n < 0 && errno == EINTR { continue }
-                    guard n > 0 else { throw StorageError.io("read", path: path, errno: n == 0 ? EIO : errno) }
-                    done += n
+                let done: Int
+                do { done = try out.withUnsafeMutableBytes { try FileIO.readAll(reader, into: $0, at: offset) } } catch let error as FileError {
+                    throw StorageError.io("read", path: path, errno: error.errno)
                 }
+                guard done == count else { throw StorageError.io("read", path: path, errno: EIO) }
                 return out
             }
             try await body(piece)
