@@ -77,6 +77,7 @@ struct BackupCommand: AsyncParsableCommand {
             let job = try profile.map(ProfileLoader.load)
             var options = self.options
             if let job { ProfileLoader.fillIn(&options, from: job) }
+            if !options.isRemote { MemoryTuning.forLocalBackup() }
             let (repo, _) = try await options.open()
             var request = BackupRequest(paths: try sourcePaths(profile: job))
             request.tags = tags + (job?.tags ?? [])

@@ -61,7 +61,6 @@ struct RepositoryOptions: ParsableArguments {
         guard path.hasPrefix("s3:") else {
             // Ignored rather than refused, so one alias or script can serve both kinds.
             for s in settings { Output.warning("option \(s.name) applies to S3 repositories only; ignored") }
-            MemoryTuning.forLocalRepository()
             return LocalStorage(path: path)
         }
         return try S3Backend.storage(url: path, settings: settings)

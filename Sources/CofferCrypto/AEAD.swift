@@ -57,24 +57,26 @@ public enum XChaCha20Poly1305 {
         precondition(key.count == keySize)
         guard box.count >= overhead else { throw .tooShort }
         let plainCount = box.count - overhead
-        // One spare byte keeps the output pointer non-null for an empty plaintext.
-        var plain = [UInt8](repeating: 0, count: plainCount + 1)
-        let rc: Int32 = withContiguousBytes(box) { b in
-            withContiguousBytes(ad) { a in
-                key.withUnsafeBytes { k in
-                    plain.withUnsafeMutableBytes { p in
+        // Not zeroed first: libsodium writes every byte before it is counted, and a blob's
+        // memset showed in restore profiles. One spare byte keeps the output pointer non-null
+        // for an empty plaintext; it is never counted.
+        var rc: Int32 = -1
+        let plain = [UInt8](unsafeUninitializedCapacity: plainCount + 1) { p, initialized in
+            initialized = 0
+            rc = withContiguousBytes(box) { b in
+                withContiguousBytes(ad) { a in
+                    key.withUnsafeBytes { k in
                         var mlen: UInt64 = 0
                         let n = b.baseAddress!.assumingMemoryBound(to: UInt8.self)
                         return crypto_aead_xchacha20poly1305_ietf_decrypt(
-                            p.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                            &mlen, nil, n.advanced(by: nonceSize), UInt64(b.count - nonceSize),
+                            p.baseAddress!, &mlen, nil, n.advanced(by: nonceSize), UInt64(b.count - nonceSize),
                             a.count == 0 ? nil : nonNullBase(a), UInt64(a.count), n, nonNullBase(k))
                     }
                 }
             }
+            if rc == 0 { initialized = plainCount }
         }
         guard rc == 0 else { throw .authenticationFailed }
-        plain.removeLast()
         return plain
     }
 }

@@ -63,4 +63,20 @@ import Testing
         #expect(read == pieces.flatMap { $0 })
         #expect(allocated < 6 << 20, "the zeros were written out: \(allocated) bytes allocated for 2 MiB of data")
     }
+
+    /// How a direct-mode file ends: the bytes after its last aligned block are written through
+    /// the page cache, or left as a hole when they are zeros, and the size is exact either way.
+    @Test(arguments: [
+        (data: 1 << 20, zeros: 0, tail: 17),  // an unaligned tail of data
+        (data: 1 << 20, zeros: 5000, tail: 0),  // ends in zeros that are not a whole block
+        (data: 1 << 20, zeros: 3 << 20, tail: 0),  // ends in a long hole
+        (data: (1 << 20) + 100, zeros: 70_000, tail: 4095),  // data, a hole, then a tail
+        (data: 100_000, zeros: 0, tail: 0),  // one unaligned segment, nothing else
+    ])
+    func directFilesEndAtTheirSize(shape: (data: Int, zeros: Int, tail: Int)) async throws {
+        let pieces = [Fixture.bytes(shape.data, seed: 5), [UInt8](repeating: 0, count: shape.zeros), Fixture.bytes(shape.tail, seed: 6)]
+        let (read, _) = try await write(pieces, under: NSTemporaryDirectory())
+        #expect(read.count == shape.data + shape.zeros + shape.tail)
+        #expect(read == pieces.flatMap { $0 })
+    }
 }

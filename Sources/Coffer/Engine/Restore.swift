@@ -331,9 +331,9 @@ struct RestoredFile: Sendable {
 
     var path: RawPath { directory.path.appending(name) }
 
-    /// Sealed bytes fetched per window of a file; with `Restorer.filesInFlight` files at once
-    /// this bounds restore's memory for data.
-    static let windowBytes = 8 << 20
+    /// Sealed bytes fetched per window of a file; two windows per file (one written, the next
+    /// fetched) with `Restorer.filesInFlight` files at once bound restore's memory for data.
+    static let windowBytes = 4 << 20
 
     /// Restores small files whose chunks are fetched with one `loadBlobs`, then written one
     /// file after the other. If the fetch fails, each file is restored on its own, so that a
@@ -371,7 +371,7 @@ struct RestoredFile: Sendable {
 
     /// Creates the file and writes its chunks, a window at a time from `fetch`, which returns
     /// the plaintexts of the chunks in a range of `chunks`.
-    private func write(index: MasterIndex, _ fetch: (Range<Int>) async throws -> [[UInt8]]) async -> FileOutcome {
+    private func write(index: MasterIndex, _ fetch: @Sendable (Range<Int>) async throws -> [[UInt8]]) async -> FileOutcome {
         let fd: Int32
         do { fd = try directory.createFile(name) } catch {
             return FileOutcome(path: path, bytes: 0, problem: "\(error)")
@@ -380,18 +380,26 @@ struct RestoredFile: Sendable {
         var writer = FileDataWriter(fd: fd, expectedSize: size)
         do {
             // A window of chunks at a time, fetched together (Repository.loadBlobs): bounded
-            // memory, and few round trips to a remote repository.
-            var start = 0
-            while start < chunks.count {
-                try Task.checkCancellation()
+            // memory, and few round trips to a remote repository. The next window is fetched
+            // while this one is written, so the file's reads, decryption and writes overlap
+            // instead of taking turns (two windows per file in memory).
+            func window(from start: Int) -> Range<Int> {
                 var end = start, windowBytes = 0
                 while end < chunks.count && (end == start || windowBytes < Self.windowBytes) {
                     windowBytes += Int(index.lookup(BlobHandle(id: chunks[end], type: .data))?.length ?? 0)
                     end += 1
                 }
-                let plains = try await fetch(start..<end)
+                return start..<end
+            }
+            var current = window(from: 0)
+            var plains = current.isEmpty ? [] : try await fetch(current)
+            while !current.isEmpty {
+                try Task.checkCancellation()
+                let following = window(from: current.upperBound)
+                async let next = following.isEmpty ? [] : fetch(following)
                 for bytes in plains { try await writer.append(bytes) }
-                start = end
+                plains = try await next
+                current = following
             }
             try await writer.finish()
             if writer.size != Int(size) { failure = "restored \(writer.size) bytes, snapshot records \(size)" }
