@@ -1,4 +1,5 @@
 import CofferCrypto
+import Foundation
 import Testing
 
 @Suite struct Blake2bTests {
@@ -110,5 +111,93 @@ import Testing
     @Test(arguments: [16, 32, 48, 64])
     func outputHasTheRequestedLength(length: Int) {
         #expect(SubkeyDerivation.derive(from: master, id: 1, context: "CofferK1", length: length).count == length)
+    }
+}
+
+/// `Blake2b.hash256(each:)` runs four BLAKE2b instances in the lanes of vector registers. Each
+/// kernel this CPU has must give, for every message, what libb2's one-message BLAKE2b gives.
+@Suite struct Blake2bLanesTests {
+    /// Lengths around the 128-byte block (the last block of a lane is padded), the empty
+    /// message (a keyed one is the key block alone), and long ones.
+    static let lengths = [0, 1, 2, 63, 64, 65, 111, 112, 127, 128, 129, 200, 255, 256, 257, 383, 384, 385, 1000, 4095, 4096, 4097, 65_536, 300_001]
+
+    static var availableKernels: [Blake2b.Kernel] {
+        Blake2b.Kernel.allCases.filter(probe)
+    }
+
+    private static func probe(_ kernel: Blake2b.Kernel) -> Bool {
+        [UInt8](repeating: 1, count: 3).withUnsafeBytes { Blake2b.hash256(each: [$0, $0], key: TestBytes.key(), kernel: kernel) != nil }
+    }
+
+    @Test func everyKernelEqualsLibB2ForEveryLengthAndKeyLength() {
+        let kernels = Self.availableKernels
+        let data = TestBytes.pseudoRandom(400_000, seed: 11)
+        // Odd offsets, so no lane reads an aligned block.
+        let messages = Self.lengths.enumerated().map { i, n in Array(data[(i * 7 + 3)..<(i * 7 + 3 + n)]) }
+        let keys = [0, 1, 32, 63, 64].map { SecureBytes(copying: TestBytes.pseudoRandom($0, seed: UInt8(20 + $0 % 200))) }
+        for key in keys {
+            let expected = messages.map { LibB2.keyedHash256($0, key: key) }
+            for kernel in kernels {
+                let got = withViews(messages) { Blake2b.hash256(each: $0, key: key, kernel: kernel) }
+                #expect(got == expected, "kernel \(kernel), key of \(key.count) bytes")
+                // Three at once: one lane stays idle from the start.
+                let three = withViews(Array(messages.suffix(3))) { Blake2b.hash256(each: $0, key: key, kernel: kernel) }
+                #expect(three == Array(expected.suffix(3)), "kernel \(kernel), three messages")
+            }
+        }
+    }
+
+    /// Lanes take new messages as theirs end, longest first; each digest must land in its
+    /// message's place whatever the order of lengths.
+    @Test func digestsStayInTheirMessagesPlaces() {
+        let lengths = [5000, 3, 129, 0, 70_000, 128, 1, 4096, 256, 9999, 17, 130]
+        let messages = lengths.enumerated().map { i, n in TestBytes.pseudoRandom(n, seed: UInt8(40 + i)) }
+        let key = TestBytes.key()
+        let expected = messages.map { Blake2b.hash256($0, key: key) }
+        #expect(withViews(messages) { Blake2b.hash256(each: $0, key: key) } == expected)
+        for kernel in Self.availableKernels {
+            #expect(withViews(messages) { Blake2b.hash256(each: $0, key: key, kernel: kernel) } == expected, "kernel \(kernel)")
+        }
+    }
+
+    /// More messages than the kernel sorts on its stack (64): its heap path.
+    @Test func manyMessagesAtOnce() {
+        let data = TestBytes.pseudoRandom(200_000, seed: 13)
+        let messages = (0..<150).map { i in Array(data[(i * 997 % 50_000)..<(i * 997 % 50_000 + (i * 7919) % 3000)]) }
+        let key = TestBytes.key(offset: 3)
+        let expected = messages.map { LibB2.keyedHash256($0, key: key) }
+        for kernel in Self.availableKernels {
+            #expect(withViews(messages) { Blake2b.hash256(each: $0, key: key, kernel: kernel) } == expected, "kernel \(kernel)")
+        }
+        #expect(withViews(messages) { Blake2b.hash256(each: $0, key: key) } == expected)
+    }
+
+    /// The vector of `keyedHashMatchesAnIndependentImplementation` (Python's hashlib), among
+    /// other messages so it runs in a lane.
+    @Test func pythonVectorInALane() {
+        let messages = [Array("coffer".utf8), (0..<64).map { UInt8($0) }, [UInt8](repeating: 9, count: 1000)]
+        let got = withViews(messages) { Blake2b.hash256(each: $0, key: TestBytes.key()) }
+        #expect(TestBytes.hex(got[0]) == "80a44a9ae960e99853c4f49ee8ea78fe012d518c1d0cd503d144fdb4a5225aa7")
+        #expect(TestBytes.hex(got[1]) == "7f46f043d63dfb3c9b1102c8824b632cae1fce453e3c0e9dc9e7113f3c1acc36")
+    }
+
+    /// On an x86-64 CPU with AVX2 (this project's machines), the lanes are in use.
+    @Test(.enabled(if: Self.cpuHasAVX2, "the CPU has no AVX2"))
+    func lanesAreUsedWhereTheCPUHasAVX2() {
+        #expect(Blake2b.lanes == 4)
+        #expect(Self.availableKernels.contains(.avx2))
+    }
+
+    static var cpuHasAVX2: Bool {
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return false }
+        return info.split(separator: "\n").contains { $0.hasPrefix("flags") && $0.split(separator: " ").contains("avx2") }
+    }
+
+    private func withViews<R>(_ messages: [[UInt8]], _ body: ([UnsafeRawBufferPointer]) -> R) -> R {
+        func nest(_ i: Int, _ views: [UnsafeRawBufferPointer]) -> R {
+            guard i < messages.count else { return body(views) }
+            return messages[i].withUnsafeBytes { nest(i + 1, views + [$0]) }
+        }
+        return nest(0, [])
     }
 }

@@ -20,7 +20,7 @@ public struct BackupRequest: Sendable {
     public var force = false
     /// How long to wait for a conflicting (exclusive) lock to go away.
     public var lockWaitNanos: UInt64 = 0
-    /// Sealing tasks in flight, each a batch of chunks (up to 1 MiB) or one tree blob; bounds
+    /// Sealing tasks in flight, each a batch of chunks (`PipelineLimits.batchBytes`) or one tree blob; bounds
     /// memory (Engine/Pipeline).
     public var maxBlobsInFlight = PipelineLimits.batchesInFlight
     /// Back up SQLite databases from a consistent snapshot taken with SQLite's online backup
@@ -144,7 +144,7 @@ extension Repository {
         } catch {
             // No upload, nor the index object after it, may land once the lock is released.
             await assembler.abandon()
-            throw error
+            throw (error as? SealingTaskFailure)?.underlying ?? error
         }
         var summary = walker.summary
         summary.blobsAdded = assembler.blobsAdded

@@ -1,6 +1,13 @@
 import Glibc
 import CofferCrypto
 
+/// An error from a sealing task, as `group.next()` rethrows it into the walk: kept apart from
+/// the walker's own errors, so that no catch for one file (skipped, or a database read as
+/// plain bytes) swallows another file's failure. `Repository.backup` unwraps it.
+struct SealingTaskFailure: Error {
+    let underlying: any Error
+}
+
 /// Stages 1 and 2 of a backup (Engine/Pipeline): walks the sources, reuses unchanged files,
 /// reads and cuts the others, and hands their chunks in batches to concurrent tasks (stage 3,
 /// bounded, for backpressure). A folder's tree is stored once its files' ids are all known.
@@ -17,6 +24,10 @@ struct BackupWalker {
     private let stage: BlobStage
     /// Tasks in the group not yet collected by `group.next()`.
     private var inFlight = 0
+    /// Chunks cut but not yet handed to a sealing task; small files share a batch, and are
+    /// read into one buffer that goes with it.
+    private var pending = ChunkBatch()
+    private var arena: SmallFileArena? = nil
     private var lastReport: UInt64 = 0
     private(set) var summary = BackupSummary()
     private(set) var warnings: [BackupWarning] = []
@@ -159,6 +170,7 @@ struct BackupWalker {
     /// The nodes of a folder's entries, once every chunk of its files has its id: collects
     /// finished tasks until then (their errors end the backup here).
     private mutating func nodes(of entries: [Entry], group: inout ThrowingTaskGroup<Void, any Error>) async throws -> [TreeNode] {
+        if !pending.isEmpty { try await submitPending(group: &group) }
         for case .file(_, _, _, let chunks, _) in entries {
             while !chunks.isComplete {
                 guard try await group.next() != nil else { break }
@@ -294,7 +306,7 @@ struct BackupWalker {
         do {
             if !isDatabase || !isInUse(path) {
                 let plain = try await chunkFile(fd, sizeHint: Int(st.st_size), path: path, group: &group)
-                if !isDatabase || Self.unchanged(fd, since: st) { result = plain }
+                if !isDatabase || Self.unchanged(fd, since: st) { result = plain } else { pending.removeChunks(of: plain.chunks) }
             }
             if result == nil {
                 do {
@@ -309,6 +321,8 @@ struct BackupWalker {
                     capturedDatabases.insert(path.bytes)
                 } catch is CancellationError {
                     throw CancellationError()
+                } catch let failure as SealingTaskFailure {
+                    throw failure  // another file's batch failed: the backup ends, as anywhere else
                 } catch {
                     notices.append(BackupWarning(path: path.display, message: "backed up as plain bytes: \(error)"))
                     guard lseek(fd, 0, SEEK_SET) == 0 else { throw FileError(errno: errno, operation: "seek") }
@@ -327,21 +341,39 @@ struct BackupWalker {
     /// Reads and cuts a file from its current offset to its end, handing the chunks in batches
     /// to sealing tasks; returns the bytes read and the file's chunk ids, which those tasks fill.
     private mutating func chunkFile(_ fd: Int32, sizeHint: Int, path: RawPath, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> (bytes: UInt64, chunks: FileChunks) {
-        var reader = ChunkReader(fd: fd, cutter: cutter(for: fd), sizeHint: sizeHint)
+        var reader = try await smallFileReader(fd, size: sizeHint, group: &group)
+            ?? ChunkReader(fd: fd, cutter: cutter(for: fd), sizeHint: sizeHint)
         let chunks = FileChunks()
-        var batch = ChunkBatch(file: chunks)
-        while let chunk = try reader.next() {
-            batch.append(chunk)
-            summary.bytesProcessed += UInt64(chunk.count)
-            if batch.isFull {
-                try await submit(batch, group: &group)
-                batch = ChunkBatch(file: chunks)
-                report(path)
-                try Task.checkCancellation()
+        do {
+            while let chunk = try reader.next() {
+                pending.append(chunk, of: chunks)
+                summary.bytesProcessed += UInt64(chunk.count)
+                if pending.isFull {
+                    try await submitPending(group: &group)
+                    report(path)
+                    try Task.checkCancellation()
+                }
             }
+        } catch let e as FileError {
+            // The file is skipped: what of it is not yet handed over is not stored either.
+            pending.removeChunks(of: chunks)
+            throw e
         }
-        if !batch.chunks.isEmpty { try await submit(batch, group: &group) }
+        // A small file's chunks wait in `pending` for the next file's; the folder's `nodes`
+        // hands over what is left before it waits for its files.
         return (reader.bytesRead, chunks)
+    }
+
+    /// A reader over a small file read whole into the pending batch's arena (a new batch and
+    /// arena when it does not fit); nil for a large file, or one that grew while read.
+    private mutating func smallFileReader(_ fd: Int32, size: Int, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> ChunkReader? {
+        guard size < PipelineLimits.smallFile else { return nil }
+        if let room = arena?.room, room <= size {
+            if pending.isEmpty { arena = nil } else { try await submitPending(group: &group) }
+        }
+        if arena == nil { arena = SmallFileArena(capacity: PipelineLimits.batchBytes) }
+        guard let range = try arena!.read(fd, size: size) else { return nil }
+        return ChunkReader(wholeFile: range, in: arena!.buffer, cutter: cutter(for: fd))
     }
 
     /// Whether a database is being written: a non-empty -wal or a -journal next to it.
@@ -435,11 +467,13 @@ struct BackupWalker {
         return handle.id
     }
 
-    /// Hands a batch of chunks to a sealing task (stage 3).
-    private mutating func submit(_ batch: ChunkBatch, group: inout ThrowingTaskGroup<Void, any Error>) async throws {
-        let first = batch.file.reserve(batch.chunks.count)
+    /// Hands the pending chunks to a sealing task (stage 3).
+    private mutating func submitPending(group: inout ThrowingTaskGroup<Void, any Error>) async throws {
+        let batch = pending
+        pending = ChunkBatch()
+        arena = nil  // its chunks go with the batch
         let stage = self.stage
-        try await addTask(group: &group) { try await stage.process(batch, first: first) }
+        try await addTask(group: &group) { try await stage.process(batch) }
     }
 
     /// Adds a task to the group, first waiting for one to finish if too many are in flight.
@@ -449,7 +483,9 @@ struct BackupWalker {
             inFlight -= 1
         }
         inFlight += 1
-        group.addTask(operation: work)
+        group.addTask {
+            do { try await work() } catch let error where !(error is CancellationError) { throw SealingTaskFailure(underlying: error) }
+        }
     }
 
     private mutating func warn(_ path: RawPath, _ error: FileError) {

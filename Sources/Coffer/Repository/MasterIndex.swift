@@ -104,6 +104,7 @@ public struct MasterIndex: Sendable {
 
     public func contains(_ handle: BlobHandle) -> Bool { compact(handle) != nil }
     public var blobCount: Int { data.count + trees.count }
+    var dataBlobCount: Int { data.count }
 
     /// Sealed bytes of the indexed blobs not in `used` (one copy of each blob).
     func sealedBytes(excluding used: Set<BlobHandle>) -> UInt64 {

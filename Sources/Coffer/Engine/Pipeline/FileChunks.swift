@@ -39,19 +39,39 @@ final class FileChunks: @unchecked Sendable {
     private static let placeholder = BlobID(bytes: [UInt8](repeating: 0, count: 32))
 }
 
-/// Consecutive chunks of one file, handed to one sealing task. The chunks are views of the
-/// reader's buffers, which they keep alive until the task is done.
+/// Chunks handed to one sealing task: consecutive chunks of a large file, or the chunks of
+/// several small files, so that their keyed ids are computed four at a time
+/// (`Blake2b.hash256(each:)`). The chunks are views of the readers' buffers, which they keep
+/// alive until the task is done.
 struct ChunkBatch: Sendable {
-    let file: FileChunks
-    var chunks: [Chunk] = []
-    var bytes = 0
+    /// A chunk and its place among its file's chunk ids.
+    struct Entry: Sendable {
+        let chunk: Chunk
+        let file: FileChunks
+        let place: Int
+    }
 
-    init(file: FileChunks) { self.file = file }
+    private(set) var entries: [Entry] = []
+    private(set) var bytes = 0
 
-    var isFull: Bool { bytes >= PipelineLimits.batchBytes || chunks.count >= PipelineLimits.batchChunks }
+    var isEmpty: Bool { entries.isEmpty }
+    /// Full at `batchBytes` (four average chunks of a large file), at `batchChunks`, or at
+    /// `lanesFilled` chunks once it holds 1 MiB (small files: enough to fill the hash lanes,
+    /// without holding 4 MiB of them).
+    var isFull: Bool {
+        bytes >= PipelineLimits.batchBytes || entries.count >= PipelineLimits.batchChunks
+            || (entries.count >= PipelineLimits.lanesFilled && bytes >= 1 << 20)
+    }
 
-    mutating func append(_ chunk: Chunk) {
-        chunks.append(chunk)
+    /// Drops the chunks of a file that is not stored after all (skipped, or read again).
+    mutating func removeChunks(of file: FileChunks) {
+        entries.removeAll { $0.file === file }
+        bytes = entries.reduce(0) { $0 + $1.chunk.count }
+    }
+
+    /// Adds the next chunk of `file`, reserving its place in the file's ids.
+    mutating func append(_ chunk: Chunk, of file: FileChunks) {
+        entries.append(Entry(chunk: chunk, file: file, place: file.reserve(1)))
         bytes += chunk.count
     }
 }
@@ -79,13 +99,13 @@ struct BlobStage: Sendable {
     let claims: DedupClaims
     let assembler: PackAssembler
 
-    func process(_ batch: ChunkBatch, first: Int) async throws {
-        for (offset, chunk) in batch.chunks.enumerated() {
-            let bytes = chunk.bytes
-            let handle = BlobHandle(id: keys.blobID(of: bytes), type: .data)
-            if claims.claim(handle) { try await assembler.store(handle, plaintext: bytes) }
+    func process(_ batch: ChunkBatch) async throws {
+        let ids = Chunk.withBytes(of: batch.entries.map(\.chunk)) { keys.blobIDs(each: $0) }
+        for (entry, id) in zip(batch.entries, ids) {
+            let handle = BlobHandle(id: id, type: .data)
+            if claims.claim(handle) { try await assembler.store(handle, plaintext: entry.chunk.bytes) }
             // Filled after storing: a file is complete only when all its new chunks are in a pack.
-            batch.file.fill(first + offset, handle.id)
+            entry.file.fill(entry.place, id)
         }
     }
 }

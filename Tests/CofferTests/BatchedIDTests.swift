@@ -1,0 +1,84 @@
+import CofferCrypto
+import Glibc
+import Testing
+
+@testable import Coffer
+
+/// Chunk ids are computed four at a time, over batches that mix the chunks of many small
+/// files (Engine/Pipeline). Every file must still get exactly its own chunks' ids, and a
+/// batch that holds the same content twice must store it once.
+@Suite struct BatchedIDTests {
+    let password = Fixture.password("batched ids")
+
+    @Test func smallFilesSharingBatchesGetTheirOwnIDsAndRestoreExactly() async throws {
+        try await withTemporaryDirectory { dir async throws in
+            let storage = LocalStorage(path: dir + "/repo")
+            let repo = try await Repository.initialize(storage: storage, credential: .password(password), options: Fixture.initOptions())
+            let src = dir + "/src"
+            try makeDirectory(src)
+            try makeDirectory(src + "/sub")
+            // Sizes around BLAKE2b's 128-byte blocks and the small chunker's 16 KiB minimum,
+            // several files per batch, a few larger files between them, and duplicates.
+            let sizes = [0, 1, 127, 128, 129, 255, 256, 257, 1000, 4096, 16383, 16384, 16385, 70_000, 300_000]
+            var contents: [String: [UInt8]] = [:]
+            for (i, size) in sizes.enumerated() {
+                for copy in 0..<3 {
+                    let bytes = Fixture.bytes(size, seed: UInt8(i + 1))
+                    let name = "f\(i < 10 ? "0" : "")\(i)-\(copy)"
+                    try writeFile(src + "/" + name, bytes)
+                    contents[name] = bytes
+                    let other = Fixture.bytes(size, seed: UInt8(100 + i))
+                    try writeFile(src + "/sub/" + name, other)
+                    contents["sub/" + name] = other
+                }
+            }
+            let backup = try await repo.backup(BackupRequest(paths: [src]))
+            #expect(backup.warnings.isEmpty, "\(backup.warnings)")
+            let snapshot = try await repo.loadSnapshot(try #require(backup.snapshotID))
+            let index = try await repo.loadIndex()
+
+            // Files below the chunker's minimum are one chunk: its id is the keyed hash of the
+            // whole file, computed here one message at a time.
+            let top = try await repo.loadTree(snapshot.root, index: index)
+            func subtree(_ tree: Tree, _ name: String) throws -> BlobID {
+                guard case .directory(let id)? = tree.node(named: Array(name.utf8))?.content else { throw TestFailure("no folder \(name)") }
+                return id
+            }
+            let srcTree = try await repo.loadTree(try subtree(top, "src"), index: index)
+            let subTree = try await repo.loadTree(try subtree(srcTree, "sub"), index: index)
+            var checked = 0
+            var allChunks = Set<BlobID>()
+            var smallChunks = Set<BlobID>()
+            for (prefix, tree) in [("", srcTree), ("sub/", subTree)] {
+                for node in tree.nodes {
+                    guard case .file(let size, let chunks) = node.content else { continue }
+                    allChunks.formUnion(chunks)
+                    let bytes = try #require(contents[prefix + String(decoding: node.name, as: UTF8.self)])
+                    #expect(size == UInt64(bytes.count))
+                    if bytes.isEmpty {
+                        #expect(chunks.isEmpty)
+                    } else if bytes.count <= Fixture.smallChunker.minSize {
+                        #expect(chunks == [repo.keys.blobID(of: bytes)], "\(prefix)\(String(decoding: node.name, as: UTF8.self))")
+                        smallChunks.formUnion(chunks)
+                        checked += 1
+                    }
+                }
+            }
+            #expect(checked == 2 * 3 * sizes.filter { $0 > 0 && $0 <= Fixture.smallChunker.minSize }.count)
+            // Three copies of each file, often in one batch: one id and one stored blob each.
+            #expect(smallChunks.count == 2 * sizes.filter { $0 > 0 && $0 <= Fixture.smallChunker.minSize }.count)
+            #expect(index.dataBlobCount == allChunks.count, "each distinct chunk stored once")
+
+            // The larger files, cut into several chunks, restore bit for bit, and a full check
+            // recomputes every id one at a time.
+            let target = dir + "/target"
+            let result = try await repo.restore(RestoreRequest(snapshot: try #require(backup.snapshotID), target: target))
+            #expect(result.problems.isEmpty, "\(result.problems)")
+            for (name, bytes) in contents { #expect(try readFile(target + "/src/" + name) == bytes, "\(name)") }
+            var options = CheckOptions()
+            options.readData = true
+            let report = try await repo.check(options)
+            #expect(report.problems.isEmpty, "\(report.problems)")
+        }
+    }
+}
