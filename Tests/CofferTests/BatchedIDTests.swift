@@ -82,3 +82,60 @@ import Testing
         }
     }
 }
+
+/// Small files are read whole into one shared buffer; a file that is not the size its stat
+/// said must not lose or invent bytes.
+@Suite struct SmallFileArenaTests {
+    func withFile(_ bytes: [UInt8], _ body: (Int32) throws -> Void) async throws {
+        try await withTemporaryDirectory { dir in
+            try writeFile(dir + "/f", bytes)
+            let fd = open(dir + "/f", O_RDONLY)
+            guard fd >= 0 else { throw TestFailure("open: errno \(errno)") }
+            defer { close(fd) }
+            try body(fd)
+        }
+    }
+
+    @Test func filesLandBackToBackAndShrunkFilesKeepWhatTheyHave() async throws {
+        var arena = SmallFileArena(capacity: 1 << 20)
+        let a = Fixture.bytes(1000, seed: 1), b = Fixture.bytes(700, seed: 2)
+        var ranges: [Range<Int>] = []
+        try await withFile(a) { fd in ranges.append(try #require(try arena.read(fd, size: 1000))) }
+        // Stat said 900; the file has 700 by the time it is read.
+        try await withFile(b) { fd in ranges.append(try #require(try arena.read(fd, size: 900))) }
+        #expect(ranges == [0..<1000, 1000..<1700])
+        #expect(arena.used == 1700)
+        #expect(Array(arena.buffer.bytes[ranges[0]]) == a)
+        #expect(Array(arena.buffer.bytes[ranges[1]]) == b)
+    }
+
+    @Test func aFileThatGrewIsLeftToTheStreamingReaderAtItsOffset() async throws {
+        var arena = SmallFileArena(capacity: 1 << 20)
+        let bytes = Fixture.bytes(5000, seed: 3)
+        try await withFile(bytes) { fd in
+            let range = try arena.read(fd, size: 4000)
+            #expect(range == nil, "stat said 4000, the file has 5000")
+            #expect(arena.used == 0)
+            #expect(lseek(fd, 0, SEEK_CUR) == 0, "the streaming reader starts where the arena did")
+            var reader = ChunkReader(fd: fd, cutter: .fixed(4096), sizeHint: 4000)
+            var read: [UInt8] = []
+            while let chunk = try reader.next() { read += chunk.bytes }
+            #expect(read == bytes)
+        }
+    }
+
+    @Test func aFileThatDoesNotFitIsRefusedWithoutReading() async throws {
+        var arena = SmallFileArena(capacity: 64 << 10)
+        try await withFile(Fixture.bytes(70_000)) { fd in
+            let range = try arena.read(fd, size: 70_000)
+            #expect(range == nil)
+            #expect(arena.used == 0)
+        }
+        // Exactly the room less one byte fits (one byte more is read to see growth).
+        let fits = arena.room - 1
+        try await withFile(Fixture.bytes(fits)) { fd in
+            let range = try arena.read(fd, size: fits)
+            #expect(range == 0..<fits)
+        }
+    }
+}
