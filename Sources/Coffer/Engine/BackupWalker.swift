@@ -182,7 +182,14 @@ struct BackupWalker {
         for entry in entries {
             switch entry {
             case .node(let node): nodes.append(node)
-            case .file(let name, let metadata, let size, let fileChunks, let previous):
+            case .file(let name, let metadata, var size, let fileChunks, let previous):
+                switch fileChunks.read {
+                case .failure(let error)?:
+                    warn(fileChunks.readPath ?? RawPath(bytes: name), error)
+                    continue
+                case .success(let bytes)?: size = bytes
+                case nil: break
+                }
                 let chunks = fileChunks.all
                 switch previous {
                 case .file(let oldSize, let oldChunks)? where oldSize == size && oldChunks == chunks: summary.filesUnmodified += 1
@@ -302,6 +309,18 @@ struct BackupWalker {
         // it restores bit for bit — unless it changed while being read; then the snapshot.
         // The node keeps the live file's metadata and the size of what was read.
         let isDatabase = request.consistentDatabases && Self.isSQLite(fd)
+        // A small file (not a database, whose reads check for concurrent writes) is read and
+        // cut by its sealing task, on its own descriptor.
+        if !isDatabase && st.st_size < PipelineLimits.smallFile {
+            if let owned = OwnedDescriptor(duplicating: fd) {
+                let chunks = FileChunks()
+                pending.appendRead(.init(descriptor: owned, size: Int(st.st_size), cutter: cutter(for: fd), file: chunks), path: path)
+                summary.bytesProcessed += UInt64(st.st_size)
+                if pending.isFull { try await submitPending(group: &group) }
+                report(path)
+                return (UInt64(st.st_size), chunks, Self.metadata(st))
+            }
+        }
         var result: (bytes: UInt64, chunks: FileChunks)? = nil
         do {
             if !isDatabase || !isInUse(path) {

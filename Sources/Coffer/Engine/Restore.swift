@@ -141,11 +141,7 @@ struct Restorer {
         maxDepth = max(16, Self.openFileLimit() - 128)
     }
 
-    static func openFileLimit() -> Int {
-        var limit = rlimit()
-        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
-        return Int(clamping: limit.rlim_cur)
-    }
+    static func openFileLimit() -> Int { FileIO.openFileLimit() }
 
     /// Where `components` (below the target) is, for messages.
     func display(_ components: [[UInt8]]) -> String {

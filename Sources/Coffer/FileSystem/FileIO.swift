@@ -43,6 +43,13 @@ enum FileIO {
         return done
     }
 
+    /// The process's soft limit on open descriptors.
+    static func openFileLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        return Int(clamping: limit.rlim_cur)
+    }
+
     /// The names in a folder, without `.` and `..`; nil if it does not exist.
     static func names(in dir: String) throws(FileError) -> [String]? {
         guard let d = opendir(dir) else {
