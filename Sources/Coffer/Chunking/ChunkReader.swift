@@ -99,8 +99,8 @@ struct ChunkReader: ~Copyable {
     }
 }
 
-/// One buffer that small files are read into back to back, so that the batch that holds
-/// their chunks keeps `capacity` bytes alive, not a rounded-up buffer per file.
+/// One buffer that a batch's small files are read into back to back (BlobStage), so that the
+/// batch keeps `capacity` bytes alive, not a rounded-up buffer per file.
 struct SmallFileArena {
     let buffer: ChunkBuffer
     private(set) var used = 0
@@ -117,12 +117,11 @@ struct SmallFileArena {
         let offset = lseek(fd, 0, SEEK_CUR)
         guard offset >= 0 else { throw FileError(errno: errno, operation: "seek") }
         let start = used
-        let n = buffer.bytes.withUnsafeMutableBytes { b in
+        let n = try buffer.bytes.withUnsafeMutableBytes { b in
             Result { () throws(FileError) in
                 try FileIO.readAll(fd, into: UnsafeMutableRawBufferPointer(rebasing: b[start..<(start + size + 1)]), at: Int(offset))
             }
-        }
-        guard case .success(let n) = n else { if case .failure(let e) = n { throw e }; return nil }
+        }.get()
         guard n <= size else { return nil }
         used += n
         return start..<(start + n)

@@ -24,10 +24,8 @@ struct BackupWalker {
     private let stage: BlobStage
     /// Tasks in the group not yet collected by `group.next()`.
     private var inFlight = 0
-    /// Chunks cut but not yet handed to a sealing task; small files share a batch, and are
-    /// read into one buffer that goes with it.
+    /// Chunks cut, and small files to read, not yet handed to a sealing task.
     private var pending = ChunkBatch()
-    private var arena: SmallFileArena? = nil
     private var lastReport: UInt64 = 0
     private(set) var summary = BackupSummary()
     private(set) var warnings: [BackupWarning] = []
@@ -360,8 +358,7 @@ struct BackupWalker {
     /// Reads and cuts a file from its current offset to its end, handing the chunks in batches
     /// to sealing tasks; returns the bytes read and the file's chunk ids, which those tasks fill.
     private mutating func chunkFile(_ fd: Int32, sizeHint: Int, path: RawPath, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> (bytes: UInt64, chunks: FileChunks) {
-        var reader = try await smallFileReader(fd, size: sizeHint, group: &group)
-            ?? ChunkReader(fd: fd, cutter: cutter(for: fd), sizeHint: sizeHint)
+        var reader = ChunkReader(fd: fd, cutter: cutter(for: fd), sizeHint: sizeHint)
         let chunks = FileChunks()
         do {
             while let chunk = try reader.next() {
@@ -381,18 +378,6 @@ struct BackupWalker {
         // A small file's chunks wait in `pending` for the next file's; the folder's `nodes`
         // hands over what is left before it waits for its files.
         return (reader.bytesRead, chunks)
-    }
-
-    /// A reader over a small file read whole into the pending batch's arena (a new batch and
-    /// arena when it does not fit); nil for a large file, or one that grew while read.
-    private mutating func smallFileReader(_ fd: Int32, size: Int, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> ChunkReader? {
-        guard size < PipelineLimits.smallFile else { return nil }
-        if let room = arena?.room, room <= size {
-            if pending.isEmpty { arena = nil } else { try await submitPending(group: &group) }
-        }
-        if arena == nil { arena = SmallFileArena(capacity: PipelineLimits.batchBytes) }
-        guard let range = try arena!.read(fd, size: size) else { return nil }
-        return ChunkReader(wholeFile: range, in: arena!.buffer, cutter: cutter(for: fd))
     }
 
     /// Whether a database is being written: a non-empty -wal or a -journal next to it.
@@ -490,7 +475,6 @@ struct BackupWalker {
     private mutating func submitPending(group: inout ThrowingTaskGroup<Void, any Error>) async throws {
         let batch = pending
         pending = ChunkBatch()
-        arena = nil  // its chunks go with the batch
         let stage = self.stage
         try await addTask(group: &group) { try await stage.process(batch) }
     }

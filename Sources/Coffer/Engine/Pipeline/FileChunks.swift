@@ -185,12 +185,15 @@ struct BlobStage: Sendable {
         var entries = batch.entries
         if !batch.reads.isEmpty { entries += try await read(batch.reads) }
         let ids = Chunk.withBytes(of: entries.map(\.chunk)) { keys.blobIDs(each: $0) }
-        for (entry, id) in zip(entries, ids) {
-            let handle = BlobHandle(id: id, type: .data)
-            if claims.claim(handle) { try await assembler.store(handle, plaintext: entry.chunk.bytes) }
-            // Filled after storing: a file is complete only when all its new chunks are in a pack.
-            entry.file.fill(entry.place, id)
-        }
+        for (entry, id) in zip(entries, ids) { try await store(entry.chunk, id: id, file: entry.file, place: entry.place) }
+    }
+
+    /// Stores the chunk unless this run already has it, then gives the file its id: filled
+    /// after storing, so a file is complete only when all its new chunks are in a pack.
+    private func store(_ chunk: Chunk, id: BlobID, file: FileChunks, place: Int) async throws {
+        let handle = BlobHandle(id: id, type: .data)
+        if claims.claim(handle) { try await assembler.store(handle, plaintext: chunk.bytes) }
+        file.fill(place, id)
     }
 
     /// Reads and cuts the batch's small files into one arena; each file's chunks get their
@@ -226,10 +229,7 @@ struct BlobStage: Sendable {
                     r.file.finishRead(bytes: reader.bytesRead)
                     break
                 }
-                let place = r.file.reserve(1)
-                let handle = BlobHandle(id: keys.blobID(of: chunk.bytes), type: .data)
-                if claims.claim(handle) { try await assembler.store(handle, plaintext: chunk.bytes) }
-                r.file.fill(place, handle.id)
+                try await store(chunk, id: keys.blobID(of: chunk.bytes), file: r.file, place: r.file.reserve(1))
             }
         }
         return entries

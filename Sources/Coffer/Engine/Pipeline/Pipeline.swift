@@ -4,10 +4,12 @@ import Glibc
 /// stay busy and memory stays bounded whatever the size of the history:
 ///
 /// 1. walk and stat, and 2. read and cut (BackupWalker, one task): folders in name order,
-///    unchanged files reused from the parent snapshot, changed ones read and cut into chunks
-///    (ChunkReader). The chunks are slices of the read buffer, not copies.
+///    unchanged files reused from the parent snapshot, large changed ones and databases read
+///    and cut into chunks (ChunkReader); small ones are only opened, and go into the batch to
+///    be read there. The chunks are slices of the read buffer, not copies.
 /// 3. id, dedup, compress and seal (BlobStage, in the backup's task group): a `ChunkBatch` of
-///    chunks per task, from one large file or from several small ones. The batch's keyed ids
+///    chunks per task, from one large file or from several small ones, which the task first
+///    reads and cuts into one arena (SmallFileArena). The batch's keyed ids
 ///    are computed together, four chunks at a time in vector lanes (Blake2b.hash256(each:)),
 ///    and each goes into its file's `FileChunks`; a chunk that no index and no earlier chunk
 ///    of this run has (`DedupClaims`) is sealed.
@@ -40,8 +42,8 @@ enum PipelineLimits {
     static let batchBytes = 3 << 20
     static let batchChunks = 64
     static let lanesFilled = 8
-    /// Files under this size are read whole into the batch's buffer (SmallFileArena): a
-    /// quarter of a batch, so that at least four share it.
+    /// Files under this size (databases aside) are read whole by their sealing task, into one
+    /// buffer per batch (SmallFileArena): a quarter of a batch, so that at least four share it.
     static let smallFile = batchBytes / 4
 
     /// Packs stored at once: a local disk gains nothing from more than two; remote storage
